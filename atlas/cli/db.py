@@ -1,0 +1,98 @@
+"""`atlas db`: the managed local Neo4j + GDS server and the graph schema."""
+
+from __future__ import annotations
+
+import click
+
+from atlas.cli.output import emit_json, emit_mapping
+
+
+@click.group()
+def db() -> None:
+    """Manage the local Neo4j + GDS server (or check a remote one set by NEO4J_URI).
+
+    \b
+    Examples:
+      atlas db start && atlas db init
+      atlas db status --json
+      ATLAS_BOLT_PORT=7688 ATLAS_HOME=/tmp/atlas2 atlas db start   # a second instance
+    """
+
+
+@db.command()
+@click.option("--timeout", default=180, show_default=True, help="Seconds to wait for Bolt to answer.")
+def start(timeout: int) -> None:
+    """Start the managed server in the background (fetches Neo4j + GDS from Maven Central on first use).
+
+    \b
+    Example:
+      ATLAS_NEO4J_HEAP=2g atlas db start
+    """
+    from atlas.db import server
+
+    config = server.start(timeout=timeout, progress=lambda message: click.echo(message, err=True))
+    click.echo(f"Neo4j is running: {config.bolt_uri} (browser http://{config.listen_address}:{config.http_port}, "
+               f"user neo4j, password in {config.password_file})")
+
+
+@db.command()
+def stop() -> None:
+    """Stop the managed server cleanly.
+
+    \b
+    Example:
+      atlas db stop
+    """
+    from atlas.db import server
+
+    click.echo("Neo4j stopped" if server.stop() else "Neo4j was not running")
+
+
+@db.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(as_json: bool) -> None:
+    """Say whether the managed server runs, with Neo4j and GDS versions read from the server itself.
+
+    \b
+    Example:
+      atlas db status --json
+    """
+    import os
+
+    from atlas.db import server
+
+    if os.environ.get("NEO4J_URI"):
+        from atlas.db.connection import connect
+
+        with connect() as graph:
+            version, edition, gds = graph.server_versions()
+            data = {"running": True, "uri": graph.settings.uri, "database": graph.database,
+                    "neo4j_version": version, "neo4j_edition": edition, "gds_version": gds}
+    else:
+        data = server.status().as_dict()
+    if as_json:
+        emit_json(data)
+    else:
+        emit_mapping(data, title="Neo4j")
+    if not data["running"]:
+        raise SystemExit(3)
+
+
+@db.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def init(as_json: bool) -> None:
+    """Create the constraints and indexes of the graph model (idempotent).
+
+    \b
+    Example:
+      atlas db init
+    """
+    from atlas.db.connection import connect
+    from loaders.schema import apply_schema
+
+    with connect() as graph:
+        count = apply_schema(graph)
+    if as_json:
+        emit_json({"statements": count})
+    else:
+        click.echo(f"schema ready: {count} constraints and indexes")

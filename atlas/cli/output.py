@@ -1,0 +1,59 @@
+"""Formatting of command results: tables for people, JSON for programs. Computation never happens here."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import click
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def emit_json(data: Any) -> None:
+    """Print data as JSON (numpy scalars and paths converted, NaN as null)."""
+    click.echo(json.dumps(data, default=lambda v: _plain(v) if hasattr(v, "item") else str(v), indent=2))
+
+
+def format_value(value: Any) -> str:
+    value = _plain(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(format_value(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def emit_table(
+    rows: Sequence[Mapping[str, Any]], title: str | None = None, columns: Sequence[str] | None = None
+) -> None:
+    """Print rows as an aligned table with a header; an empty result prints a short note."""
+    if title:
+        click.secho(title, bold=True)
+    if not rows:
+        click.echo("(no rows)")
+        return
+    columns = list(columns or rows[0].keys())
+    cells = [[format_value(row.get(column)) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(row[i]) for row in cells)) for i, column in enumerate(columns)]
+    click.echo("  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True)))
+    click.echo("  ".join("-" * width for width in widths))
+    for row in cells:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def emit_mapping(data: Mapping[str, Any], title: str | None = None) -> None:
+    """Print key: value lines."""
+    if title:
+        click.secho(title, bold=True)
+    width = max((len(key) for key in data), default=0)
+    for key, value in data.items():
+        click.echo(f"{key.ljust(width)}  {format_value(value)}")

@@ -1,0 +1,143 @@
+"""Connections to Neo4j: the managed local server by default, any Neo4j 5 (cluster, Aura) via ``NEO4J_*``.
+
+Every statement goes through managed read or write transaction functions of the official driver, which retry
+transient errors and route reads and writes correctly on a cluster. Connection problems a user can fix
+(server down, wrong password, missing database) become one-line :class:`~atlas.errors.AtlasError` messages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from neo4j import Driver, GraphDatabase, ManagedTransaction, RoutingControl
+from neo4j.exceptions import AuthError, ClientError, ServiceUnavailable, SessionExpired
+
+from atlas.errors import AtlasError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Where and as whom to connect; the password is never printed."""
+
+    uri: str
+    user: str
+    password: str
+    database: str
+    managed: bool
+
+    @classmethod
+    def from_env(cls) -> ConnectionSettings:
+        """``NEO4J_URI``/``NEO4J_USER``/``NEO4J_PASSWORD``/``NEO4J_DATABASE``; without a URI, the managed server."""
+        database = os.environ.get("NEO4J_DATABASE", "neo4j")
+        if os.environ.get("NEO4J_URI"):
+            password = os.environ.get("NEO4J_PASSWORD")
+            if not password:
+                raise AtlasError("NEO4J_URI is set but NEO4J_PASSWORD is not; export the password of that server")
+            return cls(os.environ["NEO4J_URI"], os.environ.get("NEO4J_USER", "neo4j"), password, database, False)
+        from atlas.db.server import ServerConfig, managed_password
+
+        config = ServerConfig.from_env()
+        return cls(config.bolt_uri, "neo4j", managed_password(config), database, True)
+
+
+class Graph:
+    """A driver bound to one database, with read and write helpers that return plain Python data."""
+
+    def __init__(self, driver: Driver, settings: ConnectionSettings):
+        self.driver = driver
+        self.settings = settings
+
+    @property
+    def database(self) -> str:
+        return self.settings.database
+
+    def read(self, query: str, **parameters: Any) -> list[dict[str, Any]]:
+        """Run a parameterised read query (routed to a reader on a cluster) and return its rows as dicts."""
+        with translate_errors(self.settings):
+            records, _, _ = self.driver.execute_query(
+                query, parameters, database_=self.database, routing_=RoutingControl.READ
+            )
+        return [record.data() for record in records]
+
+    def write(self, query: str, **parameters: Any) -> dict[str, int]:
+        """Run a parameterised write query in one retried transaction; return its update counters."""
+        with translate_errors(self.settings):
+            _, summary, _ = self.driver.execute_query(
+                query, parameters, database_=self.database, routing_=RoutingControl.WRITE
+            )
+        return {key: value for key, value in vars(summary.counters).items() if not key.startswith("_")}
+
+    def autocommit(self, query: str, **parameters: Any) -> dict[str, int]:
+        """Run one statement in an auto-commit transaction: needed for ``CALL { ... } IN TRANSACTIONS``."""
+        with translate_errors(self.settings), self.driver.session(database=self.database) as session:
+            summary = session.run(query, parameters).consume()
+        return {key: value for key, value in vars(summary.counters).items() if not key.startswith("_")}
+
+    def read_transaction(self, work: Callable[[ManagedTransaction], T]) -> T:
+        """Run ``work(tx)`` in a managed read transaction (retried on transient errors)."""
+        with translate_errors(self.settings), self.driver.session(database=self.database) as session:
+            return session.execute_read(work)
+
+    def write_transaction(self, work: Callable[[ManagedTransaction], T]) -> T:
+        """Run ``work(tx)`` in a managed write transaction (retried on transient errors)."""
+        with translate_errors(self.settings), self.driver.session(database=self.database) as session:
+            return session.execute_write(work)
+
+    def server_versions(self) -> tuple[str, str, str | None]:
+        """Neo4j version, edition and GDS version (None when the GDS plugin is absent), as the server reports them."""
+        component = self.read("CALL dbms.components() YIELD name, versions, edition "
+                              "WHERE name = 'Neo4j Kernel' RETURN versions[0] AS version, edition")[0]
+        try:
+            gds_version = self.read("RETURN gds.version() AS version")[0]["version"]
+        except AtlasError:
+            gds_version = None
+        return component["version"], component["edition"], gds_version
+
+    def close(self) -> None:
+        self.driver.close()
+
+    def __enter__(self) -> Graph:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+@contextmanager
+def translate_errors(settings: ConnectionSettings) -> Iterator[None]:
+    """Turn connection and authentication failures into one-line AtlasErrors; other errors pass unchanged."""
+    try:
+        yield
+    except AuthError as error:
+        raise AtlasError(f"Neo4j at {settings.uri} refused the credentials of user '{settings.user}' "
+                         "(check NEO4J_USER / NEO4J_PASSWORD)") from error
+    except (ServiceUnavailable, SessionExpired) as error:
+        hint = "start it with `atlas db start`" if settings.managed else "check NEO4J_URI and that the server runs"
+        raise AtlasError(f"cannot reach Neo4j at {settings.uri}: {hint}") from error
+    except ClientError as error:
+        if error.code and "DatabaseNotFound" in error.code:
+            raise AtlasError(f"database '{settings.database}' does not exist on {settings.uri} "
+                             "(check NEO4J_DATABASE)") from error
+        if "ProcedureNotFound" in (error.code or "") or "Unknown function" in (error.message or ""):
+            hint = f"is the Graph Data Science plugin installed on {settings.uri}?"
+            raise AtlasError(f"{error.message} ({hint})") from error
+        raise
+
+
+def connect(settings: ConnectionSettings | None = None) -> Graph:
+    """Open a :class:`Graph` and check that the server answers with these credentials."""
+    settings = settings or ConnectionSettings.from_env()
+    driver = GraphDatabase.driver(settings.uri, auth=(settings.user, settings.password))
+    try:
+        with translate_errors(settings):
+            driver.verify_connectivity()
+    except BaseException:
+        driver.close()
+        raise
+    return Graph(driver, settings)

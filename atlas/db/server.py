@@ -1,0 +1,319 @@
+"""The managed local Neo4j + GDS server: lay out an instance, start it in the background, stop it, report on it.
+
+The instance directory (``$ATLAS_HOME/neo4j``) holds ``conf/``, ``data/``, ``logs/``, ``import/``, ``run/`` and the
+generated password (mode 0600). The jars come verified from :mod:`atlas.db.artifacts`. The server is the official
+``org.neo4j.server.CommunityEntryPoint`` run on Java 17 or 21; it listens on localhost unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from atlas.db.artifacts import Artifacts, ensure_artifacts
+from atlas.errors import AtlasError
+from atlas.settings import atlas_home
+
+SUPPORTED_JAVA = (17, 21)
+ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"
+ADMIN_TOOL = "org.neo4j.cli.AdminTool"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Ports, addresses and memory of the managed server; each overridable from the environment."""
+
+    home: Path
+    bolt_port: int
+    http_port: int
+    listen_address: str
+    heap: str
+    pagecache: str
+
+    @classmethod
+    def from_env(cls) -> ServerConfig:
+        heap, pagecache = default_memory()
+        return cls(
+            home=atlas_home() / "neo4j",
+            bolt_port=int(os.environ.get("ATLAS_BOLT_PORT", "7687")),
+            http_port=int(os.environ.get("ATLAS_HTTP_PORT", "7474")),
+            listen_address=os.environ.get("ATLAS_LISTEN_ADDRESS", "127.0.0.1"),
+            heap=os.environ.get("ATLAS_NEO4J_HEAP", heap),
+            pagecache=os.environ.get("ATLAS_NEO4J_PAGECACHE", pagecache),
+        )
+
+    @property
+    def bolt_uri(self) -> str:
+        host = "127.0.0.1" if self.listen_address in ("0.0.0.0", "::") else self.listen_address
+        return f"bolt://{host}:{self.bolt_port}"
+
+    @property
+    def password_file(self) -> Path:
+        return self.home / "password"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "run" / "neo4j.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "logs" / "neo4j.log"
+
+    @property
+    def console_log(self) -> Path:
+        return self.home / "logs" / "console.log"
+
+
+def default_memory() -> tuple[str, str]:
+    """Heap and page cache of one eighth of the machine's memory each, between 512 MiB and 4 GiB."""
+    total_mib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20)
+    share = max(512, min(4096, total_mib // 8))
+    return f"{share}m", f"{share}m"
+
+
+def java_candidates() -> list[Path]:
+    """Where we look for Java: ``$JAVA_HOME``, then ``java`` on the PATH, then the JDKs under /usr/lib/jvm."""
+    candidates = []
+    if os.environ.get("JAVA_HOME"):
+        candidates.append(Path(os.environ["JAVA_HOME"]) / "bin" / "java")
+    if shutil.which("java"):
+        candidates.append(Path(shutil.which("java")))
+    return candidates + sorted(Path("/usr/lib/jvm").glob("*/bin/java"))
+
+
+def find_java(candidates: list[Path] | None = None) -> tuple[Path, int]:
+    """The first Java 17 or 21 among ``candidates`` (default :func:`java_candidates`)."""
+    candidates = java_candidates() if candidates is None else candidates
+    seen = []
+    for java in candidates:
+        version = _java_major(java)
+        seen.append(f"{java} ({version or 'unknown'})")
+        if version in SUPPORTED_JAVA:
+            return java, version
+    raise AtlasError(
+        "Neo4j 5.26 needs Java 17 or 21; found " + (", ".join(seen) or "no java")
+        + ". Install OpenJDK 17 (e.g. apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
+    )
+
+
+def _java_major(java: Path) -> int | None:
+    try:
+        output = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=30).stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r'version "(\d+)', output)
+    return int(match.group(1)) if match else None
+
+
+def _port_in_use(address: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return True
+    return False
+
+
+def _write_conf(config: ServerConfig, artifacts: Artifacts) -> None:
+    conf = config.home / "conf" / "neo4j.conf"
+    conf.write_text(
+        "# Written by `atlas db start`; edit the ATLAS_* environment variables instead of this file.\n"
+        f"server.default_listen_address={config.listen_address}\n"
+        f"server.bolt.listen_address={config.listen_address}:{config.bolt_port}\n"
+        f"server.http.listen_address={config.listen_address}:{config.http_port}\n"
+        "server.http.enabled=true\n"
+        "server.https.enabled=false\n"
+        f"server.memory.heap.initial_size={config.heap}\n"
+        f"server.memory.heap.max_size={config.heap}\n"
+        f"server.memory.pagecache.size={config.pagecache}\n"
+        f"server.directories.data={config.home / 'data'}\n"
+        f"server.directories.logs={config.home / 'logs'}\n"
+        f"server.directories.import={config.home / 'import'}\n"
+        f"server.directories.run={config.home / 'run'}\n"
+        f"server.directories.plugins={artifacts.plugins_dir}\n"
+        "dbms.security.auth_enabled=true\n"
+        "dbms.security.procedures.unrestricted=gds.*\n"
+        "dbms.usage_report.enabled=false\n"
+        "db.tx_log.rotation.retention_policy=2 files\n"
+    )
+
+
+def _java_command(java: Path, artifacts: Artifacts, config: ServerConfig, main: str, *args: str) -> list[str]:
+    return [
+        str(java), f"-Xms{config.heap}", f"-Xmx{config.heap}",
+        "--add-opens=java.base/java.nio=ALL-UNNAMED", "--add-opens=java.base/java.lang=ALL-UNNAMED",
+        "-XX:+UseG1GC", "-Dfile.encoding=UTF-8",
+        "-cp", artifacts.classpath, main, *args,
+    ]
+
+
+def _env(config: ServerConfig) -> dict[str, str]:
+    return {**os.environ, "NEO4J_HOME": str(config.home), "NEO4J_CONF": str(config.home / "conf")}
+
+
+def run_admin(config: ServerConfig, *args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
+    """Run ``neo4j-admin`` (the official AdminTool) against the managed instance."""
+    java, _ = find_java()
+    artifacts = ensure_artifacts()
+    command = _java_command(java, artifacts, config, ADMIN_TOOL, *args)
+    return subprocess.run(command, env=_env(config), capture_output=True, text=True, timeout=timeout)
+
+
+def managed_password(config: ServerConfig) -> str:
+    """The managed server's password: ``NEO4J_PASSWORD`` if set, else the generated one stored in the instance."""
+    if os.environ.get("NEO4J_PASSWORD"):
+        return os.environ["NEO4J_PASSWORD"]
+    if config.password_file.is_file():
+        return config.password_file.read_text().strip()
+    raise AtlasError(f"no password for the managed server in {config.password_file}; run `atlas db start` first")
+
+
+def _initialise(config: ServerConfig, artifacts: Artifacts) -> None:
+    """Create the instance layout and set the initial password before the first start."""
+    for sub in ("conf", "data", "logs", "import", "run"):
+        (config.home / sub).mkdir(parents=True, exist_ok=True)
+    _write_conf(config, artifacts)
+    if (config.home / "data" / "dbms").exists():
+        return
+    password = os.environ.get("NEO4J_PASSWORD")
+    if not password:
+        password = secrets.token_urlsafe(24)
+        config.password_file.touch(mode=0o600)
+        os.chmod(config.password_file, 0o600)
+        config.password_file.write_text(password + "\n")
+    result = run_admin(config, "dbms", "set-initial-password", password, timeout=300)
+    if result.returncode != 0:
+        raise AtlasError("could not set the initial Neo4j password: " + result.stderr.strip().splitlines()[-1])
+
+
+def running_pid(config: ServerConfig) -> int | None:
+    """The pid of the managed server if it is running."""
+    try:
+        pid = int(config.pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists() and ENTRY_POINT.encode() not in cmdline.read_bytes():
+        return None
+    return pid
+
+
+def start(config: ServerConfig | None = None, timeout: float = 180, progress=print) -> ServerConfig:
+    """Start the managed server in the background (a no-op if it already runs) and wait until Bolt answers."""
+    config = config or ServerConfig.from_env()
+    if running_pid(config):
+        return config
+    java, _ = find_java()
+    artifacts = ensure_artifacts(progress)
+    for name, port in (("Bolt", config.bolt_port), ("HTTP", config.http_port)):
+        if _port_in_use(config.listen_address, port):
+            variable = "ATLAS_BOLT_PORT" if name == "Bolt" else "ATLAS_HTTP_PORT"
+            raise AtlasError(f"port {port} ({name}) is already in use; stop what uses it or set {variable}")
+    _initialise(config, artifacts)
+    command = _java_command(java, artifacts, config, ENTRY_POINT,
+                            f"--home-dir={config.home}", f"--config-dir={config.home / 'conf'}")
+    with config.console_log.open("ab") as console:
+        process = subprocess.Popen(command, env=_env(config), stdout=console, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True, cwd=config.home)
+    config.pid_file.write_text(f"{process.pid}\n")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AtlasError(f"Neo4j exited during start-up (code {process.returncode}): {_last_error(config)}")
+        if _bolt_answers(config):
+            return config
+        time.sleep(0.5)
+    raise AtlasError(f"Neo4j did not answer on {config.bolt_uri} within {timeout:.0f}s; see {config.log_file}")
+
+
+def _bolt_answers(config: ServerConfig) -> bool:
+    from neo4j import GraphDatabase
+    from neo4j.exceptions import Neo4jError, ServiceUnavailable
+
+    try:
+        with GraphDatabase.driver(config.bolt_uri, auth=("neo4j", managed_password(config))) as driver:
+            driver.verify_connectivity()
+            return True
+    except (ServiceUnavailable, OSError):
+        return False
+    except Neo4jError as error:
+        # Auth succeeded far enough to get an answer; a database still starting answers with a transient error.
+        return not error.code or "Unavailable" not in error.code
+
+
+def _last_error(config: ServerConfig) -> str:
+    for log in (config.log_file, config.console_log):
+        if log.exists():
+            text = log.read_text(errors="replace")
+            lines = [line for line in text.splitlines() if "ERROR" in line or "Exception" in line]
+            if lines:
+                return lines[-1].strip()[:400]
+    return f"no error logged; see {config.home / 'logs'}"
+
+
+def stop(config: ServerConfig | None = None, timeout: float = 90) -> bool:
+    """Stop the managed server cleanly (SIGTERM, then SIGKILL after ``timeout``); False if it was not running."""
+    config = config or ServerConfig.from_env()
+    pid = running_pid(config)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running_pid(config) is None:
+            break
+        time.sleep(0.3)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    config.pid_file.unlink(missing_ok=True)
+    return True
+
+
+@dataclass
+class ServerStatus:
+    """What `atlas db status` reports."""
+
+    running: bool
+    pid: int | None
+    uri: str
+    neo4j_version: str | None
+    neo4j_edition: str | None
+    gds_version: str | None
+    bolt_port: int
+    http_port: int
+    home: str
+    data_dir: str
+    log_dir: str
+    heap: str
+    pagecache: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def status(config: ServerConfig | None = None) -> ServerStatus:
+    """Report whether the managed server runs and, from the server itself, the Neo4j and GDS versions."""
+    config = config or ServerConfig.from_env()
+    pid = running_pid(config)
+    neo4j_version = edition = gds_version = None
+    if pid is not None:
+        from atlas.db.connection import connect
+
+        with connect() as graph:
+            neo4j_version, edition, gds_version = graph.server_versions()
+    return ServerStatus(
+        running=pid is not None, pid=pid, uri=config.bolt_uri, neo4j_version=neo4j_version,
+        neo4j_edition=edition, gds_version=gds_version, bolt_port=config.bolt_port, http_port=config.http_port,
+        home=str(config.home), data_dir=str(config.home / "data"), log_dir=str(config.home / "logs"),
+        heap=config.heap, pagecache=config.pagecache,
+    )

@@ -1,0 +1,99 @@
+"""The graph model of DESIGN.md section 4, declared once.
+
+The constraint setup (`atlas db init`), the online loader and the offline import writer all read these
+declarations: labels, their unique key, their typed properties, and the relationship types with theirs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from atlas.db.connection import Graph
+
+
+@dataclass(frozen=True)
+class NodeType:
+    """A node label with its unique key property and typed properties (Python type names: int, float, str, bool)."""
+
+    label: str
+    key: str
+    properties: dict[str, str] = field(default_factory=dict)
+    indexed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RelationshipType:
+    """A relationship type between two labels with its typed properties."""
+
+    type: str
+    source: str
+    target: str
+    properties: dict[str, str] = field(default_factory=dict)
+    indexed: tuple[str, ...] = ()
+
+
+FEATURE = NodeType(
+    "Feature", "uid",
+    {"uid": "str", "model": "str", "sae": "str", "layer": "int", "index": "int",
+     "activation_freq": "float", "annotated": "bool", "label": "str"},
+    indexed=("layer", "annotated", "model"),
+)
+GENE = NodeType("Gene", "id", {"id": "str", "symbol": "str"}, indexed=("symbol",))
+TERM = NodeType("Term", "id", {"id": "str", "name": "str", "source": "str"}, indexed=("name", "source"))
+RUN = NodeType(
+    "Run", "id",
+    {"id": "str", "kind": "str", "model": "str", "sae": "str", "source_layer": "int",
+     "downstream_layers": "int[]", "n_cells": "int", "thresholds": "str", "created_at": "str", "status": "str"},
+)
+INTERACTION = NodeType("Interaction", "id", {"id": "str", "run": "str", "order": "int"}, indexed=("run",))
+STEERING = NodeType("Steering", "id", {"id": "str", "run": "str", "alpha": "float"}, indexed=("run",))
+NODE_TYPES = (FEATURE, GENE, TERM, RUN, INTERACTION, STEERING)
+
+AFFECTS = RelationshipType(
+    "AFFECTS", "Feature", "Feature",
+    {"run": "str", "d": "float", "mean": "float", "std": "float", "consistency": "float",
+     "n": "int", "p": "float", "q": "float", "sign": "str"},
+    indexed=("run",),
+)
+TOP_GENE = RelationshipType("TOP_GENE", "Feature", "Gene", {"rank": "int", "weight": "float"})
+ENRICHED_IN = RelationshipType("ENRICHED_IN", "Feature", "Term", {"p_adj": "float"})
+MEMBER_OF = RelationshipType("MEMBER_OF", "Gene", "Term", {})
+RELATIONSHIP_TYPES = (AFFECTS, TOP_GENE, ENRICHED_IN, MEMBER_OF)
+
+
+def feature_uid(model: str, sae: str, layer: int, index: int) -> str:
+    """The stable, human-readable feature id, e.g. ``geneformer/biosae/L05/F0898``."""
+    return f"{model}/{sae}/L{layer:02d}/F{index:04d}"
+
+
+def schema_statements() -> list[str]:
+    """Idempotent DDL for every uniqueness constraint and index of the model.
+
+    Labels and property names come from the declarations above, never from user input, so the names can be
+    spelled into the statements (Cypher cannot parameterise them).
+    """
+    statements = []
+    for node in NODE_TYPES:
+        statements.append(
+            f"CREATE CONSTRAINT {node.label.lower()}_{node.key}_unique IF NOT EXISTS "
+            f"FOR (n:{node.label}) REQUIRE n.{node.key} IS UNIQUE"
+        )
+        statements += [
+            f"CREATE INDEX {node.label.lower()}_{prop} IF NOT EXISTS FOR (n:{node.label}) ON (n.{prop})"
+            for prop in node.indexed
+        ]
+    for rel in RELATIONSHIP_TYPES:
+        statements += [
+            f"CREATE INDEX {rel.type.lower()}_{prop} IF NOT EXISTS FOR ()-[r:{rel.type}]-() ON (r.{prop})"
+            for prop in rel.indexed
+        ]
+    return statements
+
+
+def apply_schema(graph: Graph) -> int:
+    """Create every constraint and index (a no-op when they exist) and wait until they are online."""
+    statements = schema_statements()
+    for statement in statements:
+        graph.write(statement)
+    graph.write("CALL db.awaitIndexes(300)")
+    return len(statements)

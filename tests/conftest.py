@@ -1,0 +1,46 @@
+"""Shared fixtures: the real Neo4j + GDS server (managed, or NEO4J_URI), and a clean database per test."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import queries
+from atlas.db import server
+from atlas.db.connection import Graph, connect
+from loaders.schema import apply_schema
+
+
+@pytest.fixture(scope="session")
+def neo4j_server():
+    """Start the managed server for the test session (unless NEO4J_URI points elsewhere); stop it if we started it."""
+    started = None
+    if not os.environ.get("NEO4J_URI"):
+        config = server.ServerConfig.from_env()
+        if server.running_pid(config) is None:
+            started = server.start(config)
+    yield
+    if started is not None:
+        server.stop(started)
+
+
+@pytest.fixture(scope="session")
+def graph(neo4j_server) -> Graph:
+    """A connection to the test database with the schema applied."""
+    with connect() as connection:
+        apply_schema(connection)
+        yield connection
+
+
+def wipe(graph: Graph) -> None:
+    """Remove every GDS projection, node and relationship (the schema stays)."""
+    graph.read(queries.internal("drop_all_projections").text)
+    graph.autocommit(queries.internal("wipe_batch").text)
+
+
+@pytest.fixture
+def clean_graph(graph: Graph) -> Graph:
+    """The test database, empty at the start of the test."""
+    wipe(graph)
+    return graph
