@@ -1,0 +1,147 @@
+"""Gene-set enrichment of SAE features' top genes: one-sided Fisher's exact test with Benjamini-Hochberg control.
+
+The same test as the reference atlas: for each feature, its top genes against each gene set, the background being
+the union of all features' top genes (the genes a feature could have had), gene sets restricted to that background
+and kept when their size is in range; BH runs over every (feature, gene set) pair tested in the layer.
+Genes are matched case-insensitively by name. No torch here: annotation runs where the loaders run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import hypergeom
+
+from atlas.errors import AtlasError
+
+
+@dataclass(frozen=True)
+class Enrichment:
+    """One (feature, gene set) test."""
+
+    feature: int
+    term: str
+    p_value: float
+    p_adjusted: float
+    odds_ratio: float
+    overlap: tuple[str, ...]
+    term_size: int
+
+    @property
+    def n_overlap(self) -> int:
+        """How many of the feature's top genes are in the gene set."""
+        return len(self.overlap)
+
+
+def benjamini_hochberg(p_values: Sequence[float], n_tests: int | None = None) -> np.ndarray:
+    """BH-adjusted p-values; `n_tests` counts tests left out of `p_values` (their p-values are taken as 1)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    m = p.size if n_tests is None else n_tests
+    if p.size > m:
+        raise ValueError(f"{p.size} p-values but only {m} tests")
+    if p.size == 0:
+        return p
+    order = np.argsort(p, kind="stable")
+    scaled = p[order] * m / np.arange(1, p.size + 1)
+    adjusted = np.minimum.accumulate(scaled[::-1])[::-1].clip(max=1.0)
+    result = np.empty_like(adjusted)
+    result[order] = adjusted
+    return result
+
+
+def enrich_features(
+    feature_genes: Mapping[int, Collection[str]],
+    gene_sets: Mapping[str, Collection[str]],
+    *,
+    min_overlap: int = 2,
+    min_set_size: int = 3,
+    max_set_size: int = 500,
+) -> list[Enrichment]:
+    """Fisher tests of every feature's genes against every gene set; results with overlap >= min_overlap, by p."""
+    genes_of = {feature: {gene.upper() for gene in genes} for feature, genes in feature_genes.items()}
+    background = set().union(*genes_of.values()) if genes_of else set()
+    sets = {term: {gene.upper() for gene in genes} & background for term, genes in gene_sets.items()}
+    sets = {term: genes for term, genes in sets.items() if min_set_size <= len(genes) <= max_set_size}
+    n_background = len(background)
+    rows: list[tuple[int, str, tuple[str, ...], int]] = []
+    for feature, genes in genes_of.items():
+        for term, term_genes in sets.items():
+            overlap = genes & term_genes
+            if len(overlap) >= min_overlap:
+                rows.append((feature, term, tuple(sorted(overlap)), len(genes)))
+    n_tests = len(genes_of) * len(sets)
+    if not rows:
+        return []
+    overlaps = np.array([len(row[2]) for row in rows])
+    drawn = np.array([row[3] for row in rows])
+    term_sizes = np.array([len(sets[row[1]]) for row in rows])
+    # P(X >= a) for X ~ Hypergeom(background, term size, draws) is Fisher's exact test, alternative "greater"
+    p_values = hypergeom.sf(overlaps - 1, n_background, term_sizes, drawn)
+    q_values = benjamini_hochberg(p_values, n_tests)
+    odds = _odds_ratios(overlaps, drawn, term_sizes, n_background)
+    results = [
+        Enrichment(feature, term, float(p), float(q), float(o), overlap, int(size))
+        for (feature, term, overlap, _), p, q, o, size in zip(rows, p_values, q_values, odds, term_sizes, strict=True)
+    ]
+    return sorted(results, key=lambda result: (result.p_value, result.feature, result.term))
+
+
+def _odds_ratios(overlaps: np.ndarray, drawn: np.ndarray, term_sizes: np.ndarray, n_background: int) -> np.ndarray:
+    a = overlaps.astype(np.float64)
+    b = drawn - a
+    c = term_sizes - a
+    d = n_background - a - b - c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b * c > 0, a * d / np.where(b * c > 0, b * c, 1.0), np.inf)
+
+
+def annotations_document(
+    results: Sequence[Enrichment],
+    *,
+    source: str,
+    layer: int | None,
+    n_features: int,
+    n_alive: int,
+    alpha: float = 0.05,
+) -> dict:
+    """The atlas's `feature_annotations.json` structure: a summary and, per feature, its significant gene sets."""
+    significant = [result for result in results if result.p_adjusted < alpha]
+    per_feature: dict[str, list[dict]] = {}
+    for result in sorted(significant, key=lambda r: (r.feature, r.p_adjusted, r.term)):
+        per_feature.setdefault(str(result.feature), []).append({
+            "ontology": source,
+            "term": result.term,
+            "p_value": result.p_value,
+            "p_adjusted": result.p_adjusted,
+            "odds_ratio": result.odds_ratio if np.isfinite(result.odds_ratio) else None,
+            "n_overlap": result.n_overlap,
+            "term_size": result.term_size,
+            "overlap_genes": list(result.overlap),
+        })
+    return {
+        "summary": {
+            "layer": layer,
+            "n_features": n_features,
+            "n_alive": n_alive,
+            "n_annotated": len(per_feature),
+            "annotation_rate": len(per_feature) / max(n_alive, 1),
+            "n_significant_tests": len(significant),
+            "bh_alpha": alpha,
+            "ontology_counts": {source: len(significant)} if significant else {},
+        },
+        "feature_annotations": per_feature,
+    }
+
+
+def catalog_top_genes(catalog: Mapping, top_n: int = 20) -> dict[int, list[str]]:
+    """Feature index -> names of its top genes, from a `feature_catalog.json` document (dead features skipped)."""
+    features = catalog.get("features")
+    if not isinstance(features, list):
+        raise AtlasError("a feature catalog needs a 'features' list")
+    return {
+        int(entry["feature_idx"]): [str(gene["gene_name"]) for gene in entry.get("top_genes", [])[:top_n]]
+        for entry in features
+        if not entry.get("is_dead") and entry.get("top_genes")
+    }
