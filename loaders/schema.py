@@ -45,8 +45,24 @@ RUN = NodeType(
     {"id": "str", "kind": "str", "model": "str", "sae": "str", "source_layer": "int",
      "downstream_layers": "int[]", "n_cells": "int", "thresholds": "str", "created_at": "str", "status": "str"},
 )
-INTERACTION = NodeType("Interaction", "id", {"id": "str", "run": "str", "order": "int"}, indexed=("run",))
-STEERING = NodeType("Steering", "id", {"id": "str", "run": "str", "alpha": "float"}, indexed=("run",))
+INTERACTION = NodeType(
+    "Interaction", "id",
+    {"id": "str", "run": "str", "order": "int",
+     # combinatorial ablation of one feature set (atlas.experiments): how it was chosen and its summary
+     "selection": "str", "term": "str", "members": "str[]", "target_layer": "int", "n_cells": "int",
+     "n_targets": "int", "median_redundancy": "float", "mean_redundancy": "float", "mean_abs_interaction": "float",
+     "mean_abs_full_d": "float", "fraction_superadditive": "float", "fraction_additive": "float",
+     "fraction_subadditive": "float"},
+    indexed=("run",),
+)
+STEERING = NodeType(
+    "Steering", "id",
+    {"id": "str", "run": "str", "alpha": "float",
+     # trajectory steering of one feature at one alpha (atlas.experiments): state shift toward late pseudotime
+     "feature": "str", "layer": "int", "n_cells": "int", "switch_d": "float", "fraction_positive": "float",
+     "mean_ds": "float", "std_ds": "float", "top_up": "str[]", "top_down": "str[]"},
+    indexed=("run", "feature"),
+)
 NODE_TYPES = (FEATURE, GENE, TERM, RUN, INTERACTION, STEERING)
 
 AFFECTS = RelationshipType(
@@ -58,7 +74,15 @@ AFFECTS = RelationshipType(
 TOP_GENE = RelationshipType("TOP_GENE", "Feature", "Gene", {"rank": "int", "weight": "float"})
 ENRICHED_IN = RelationshipType("ENRICHED_IN", "Feature", "Term", {"p_adj": "float"})
 MEMBER_OF = RelationshipType("MEMBER_OF", "Gene", "Term", {})
-RELATIONSHIP_TYPES = (AFFECTS, TOP_GENE, ENRICHED_IN, MEMBER_OF)
+# Experiment results: an Interaction's member features and its per-target statistics; a Steering's feature.
+HAS_MEMBER = RelationshipType("HAS_MEMBER", "Interaction", "Feature", {"position": "int"})
+INTERACTS_ON = RelationshipType(
+    "INTERACTS_ON", "Interaction", "Feature",
+    {"run": "str", "full_d": "float", "sum_single_abs": "float", "redundancy": "float", "interaction": "float",
+     "marginal_last": "float", "max_abs_d": "float", "class": "str"},
+)
+STEERS = RelationshipType("STEERS", "Steering", "Feature", {"run": "str"})
+RELATIONSHIP_TYPES = (AFFECTS, TOP_GENE, ENRICHED_IN, MEMBER_OF, HAS_MEMBER, INTERACTS_ON, STEERS)
 
 
 def feature_uid(model: str, sae: str, layer: int, index: int) -> str:

@@ -1,0 +1,1 @@
+"""Experiments beyond edge tracing: combinatorial ablation of feature sets and trajectory steering."""

@@ -1,0 +1,125 @@
+"""Writes experiment results (combinatorial ablation, trajectory steering) into Neo4j from plain records.
+
+No torch here: the experiments produce tables (lists of dicts, e.g. ``DataFrame.to_dict("records")``), and this
+module turns them into ``(:Run)``, ``(:Interaction)-[:HAS_MEMBER|INTERACTS_ON]->(:Feature)`` and
+``(:Steering)-[:STEERS]->(:Feature)``. Every write MERGEs on the node ids, and an Interaction's links are replaced
+as a whole in the same transaction, so a rerun updates in place and never duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import queries
+from atlas.db.connection import Graph
+from loaders.schema import INTERACTION, INTERACTS_ON, RUN, STEERING, feature_uid
+
+BATCH = 2000
+
+
+def _clean(value: Any) -> Any:
+    """Neo4j-storable value: numpy scalars to Python, NaN to None (Neo4j removes the property), arrays to lists."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_clean(item) for item in value]
+    return value
+
+
+def _declared(record: Mapping[str, Any], declared: Mapping[str, str], skip: Sequence[str] = ()) -> dict[str, Any]:
+    """The record's values for the properties the schema declares (others are not written)."""
+    return {key: _clean(record[key]) for key in declared if key in record and key not in skip}
+
+
+def _batches(rows: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
+
+
+def _feature(model: str, sae: str, layer: int, index: int) -> dict[str, Any]:
+    layer, index = int(layer), int(index)
+    return {"uid": feature_uid(model, sae, layer, index), "model": model, "sae": sae, "layer": layer, "index": index}
+
+
+def store_run(graph: Graph, run: Mapping[str, Any]) -> None:
+    """MERGE the experiment's Run node: ``run`` holds id, kind, model, sae, n_cells, thresholds, created_at, status."""
+    properties = _declared(run, RUN.properties, skip=("id",))
+    if isinstance(run.get("thresholds"), Mapping):
+        properties["thresholds"] = json.dumps(run["thresholds"], sort_keys=True)
+    graph.write(queries.internal("experiment_run_merge").text, run=run["id"], properties=properties)
+
+
+def interaction_id(run: str, set_id: str) -> str:
+    """The Interaction node id of one feature set of an ablation run."""
+    return f"{run}/{set_id}"
+
+
+def steering_id(run: str, uid: str, alpha: float) -> str:
+    """The Steering node id of one feature and alpha of a steering run."""
+    return f"{run}/{uid}/alpha={float(alpha):g}"
+
+
+def store_ablation(graph: Graph, run: Mapping[str, Any], sets: Sequence[Mapping[str, Any]],
+                   targets: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Store an ablation run: its Run node, one Interaction per set and its per-target statistics.
+
+    ``sets``: records with ``set_id``, ``member_layers``, ``member_features`` and the summary columns of
+    ``INTERACTION``; ``targets``: records with ``set_id``, ``target_layer``, ``target_feature`` and the
+    ``INTERACTS_ON`` statistics (``class`` as the additivity class).
+    """
+    model, sae, run_id = run["model"], run["sae"], run["id"]
+    store_run(graph, run)
+    by_set: dict[str, list[Mapping[str, Any]]] = {}
+    for target in targets:
+        by_set.setdefault(str(target["set_id"]), []).append(target)
+    set_rows, counts = [], {"interactions": 0, "links": 0}
+    for record in sets:
+        members = [_feature(model, sae, layer, index) | {"position": position}
+                   for position, (layer, index) in enumerate(zip(record["member_layers"], record["member_features"],
+                                                                 strict=True))]
+        properties = _declared(record, INTERACTION.properties, skip=("id",)) | {
+            "run": run_id, "members": [member["uid"] for member in members]}
+        set_rows.append({"id": interaction_id(run_id, str(record["set_id"])), "properties": properties,
+                         "members": members, "set_id": str(record["set_id"])})
+    for batch in _batches(set_rows, 200):
+        target_rows = [
+            _feature(model, sae, target["target_layer"], target["target_feature"])
+            | {"interaction": row["id"],
+               "properties": _declared(target, INTERACTS_ON.properties, skip=("run",)) | {"run": run_id}}
+            for row in batch for target in by_set.get(row["set_id"], [])
+        ]
+
+        def work(tx, batch=batch, target_rows=target_rows) -> None:
+            rows = [{key: row[key] for key in ("id", "properties", "members")} for row in batch]
+            tx.run(queries.internal("interaction_merge").text, rows=rows).consume()
+            for chunk in _batches(target_rows):
+                tx.run(queries.internal("interaction_targets_merge").text, rows=list(chunk)).consume()
+
+        graph.write_transaction(work)
+        counts["interactions"] += len(batch)
+        counts["links"] += len(target_rows)
+    return counts
+
+
+def store_steering(graph: Graph, run: Mapping[str, Any], results: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Store a steering run: its Run node and one Steering node per (feature, alpha) linked to the feature.
+
+    ``results``: records with ``layer``, ``feature`` (index), ``alpha`` and the ``STEERING`` statistics.
+    """
+    model, sae, run_id = run["model"], run["sae"], run["id"]
+    store_run(graph, run)
+    rows = []
+    for record in results:
+        feature = _feature(model, sae, record["layer"], record["feature"])
+        properties = _declared(record, STEERING.properties, skip=("id", "feature")) | {
+            "run": run_id, "feature": feature["uid"], "layer": feature["layer"]}
+        rows.append(feature | {"id": steering_id(run_id, feature["uid"], record["alpha"]), "run": run_id,
+                               "properties": properties})
+    for batch in _batches(rows):
+        graph.write(queries.internal("steering_merge").text, rows=list(batch))
+    return {"steerings": len(rows)}

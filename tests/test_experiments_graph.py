@@ -1,0 +1,97 @@
+"""Experiment results land in the real Neo4j graph, linked to their features, and a rerun never duplicates."""
+
+from __future__ import annotations
+
+import pytest
+
+import queries
+from loaders.experiments import store_ablation, store_steering
+from loaders.schema import feature_uid
+
+pytestmark = pytest.mark.neo4j
+
+RUN = {"id": "ablate-test", "kind": "ablation", "model": "tiny", "sae": "tinysae", "n_cells": 6,
+       "thresholds": {"min_effect": 0.5, "tolerance": 0.1}, "status": "complete"}
+SETS = [
+    {"set_id": "S000", "selection": "explicit", "order": 2, "member_layers": [1, 2], "member_features": [3, 4],
+     "target_layer": 3, "n_cells": 6, "n_targets": 2, "median_redundancy": 0.8, "fraction_subadditive": 0.5,
+     "fraction_additive": 0.5, "fraction_superadditive": 0.0, "mean_abs_interaction": float("nan")},
+    {"set_id": "S001", "selection": "random", "order": 1, "member_layers": [1], "member_features": [3],
+     "target_layer": 3, "n_cells": 6, "n_targets": 1},
+]
+TARGETS = [
+    {"set_id": "S000", "target_layer": 3, "target_feature": 7, "full_d": 1.2, "redundancy": 0.7,
+     "class": "subadditive"},
+    {"set_id": "S000", "target_layer": 3, "target_feature": 8, "full_d": -0.9, "redundancy": 1.0, "class": "additive"},
+    {"set_id": "S001", "target_layer": 3, "target_feature": 7, "full_d": 0.8, "redundancy": 1.0, "class": "additive"},
+]
+STEER_RUN = {"id": "steer-test", "kind": "steering", "model": "tiny", "sae": "tinysae", "n_cells": 6}
+STEERINGS = [
+    {"layer": 1, "feature": 3, "alpha": alpha, "mean_ds": 0.01 * (alpha - 1), "fraction_positive": 0.8,
+     "top_up": ["GENE1", "GENE2"], "top_down": ["GENE3"], "n_cells": 6}
+    for alpha in (0.0, 2.0)
+]
+
+
+def _counts(graph) -> tuple[dict[str, int], dict[str, int]]:
+    """Nodes per label and relationships per type."""
+    nodes = graph.read("MATCH (n) RETURN labels(n)[0] AS name, count(*) AS n")
+    links = graph.read("MATCH ()-[r]->() RETURN type(r) AS name, count(*) AS n")
+    return ({row["name"]: row["n"] for row in nodes}, {row["name"]: row["n"] for row in links})
+
+
+def test_ablation_results_are_linked_to_member_and_target_features(clean_graph):
+    store_ablation(clean_graph, RUN, SETS, TARGETS)
+    members = clean_graph.read(
+        "MATCH (i:Interaction {id: 'ablate-test/S000'})-[m:HAS_MEMBER]->(f:Feature) "
+        "RETURN f.uid AS uid, f.layer AS layer, m.position AS position ORDER BY position")
+    assert [(row["uid"], row["layer"]) for row in members] == [
+        (feature_uid("tiny", "tinysae", 1, 3), 1), (feature_uid("tiny", "tinysae", 2, 4), 2)]
+    targets = clean_graph.read(
+        "MATCH (:Interaction {id: 'ablate-test/S000'})-[t:INTERACTS_ON]->(f:Feature) "
+        "RETURN f.index AS index, t.class AS class, t.run AS run ORDER BY index")
+    assert targets == [{"index": 7, "class": "subadditive", "run": "ablate-test"},
+                       {"index": 8, "class": "additive", "run": "ablate-test"}]
+    node = clean_graph.read("MATCH (i:Interaction {id: 'ablate-test/S000'}) RETURN i")[0]["i"]
+    assert node["order"] == 2 and node["run"] == "ablate-test" and "mean_abs_interaction" not in node
+    run = clean_graph.read("MATCH (r:Run {id: 'ablate-test'}) RETURN r.kind AS kind, r.thresholds AS t")[0]
+    assert run["kind"] == "ablation" and '"min_effect": 0.5' in run["t"]
+
+
+def test_rerunning_an_ablation_store_creates_no_duplicates(clean_graph):
+    store_ablation(clean_graph, RUN, SETS, TARGETS)
+    before = _counts(clean_graph)
+    changed = [dict(TARGETS[0], redundancy=0.5)] + TARGETS[2:]
+    store_ablation(clean_graph, RUN, SETS, changed)
+    store_ablation(clean_graph, RUN, SETS, changed)
+    after = _counts(clean_graph)
+    assert after[0] == before[0] == {"Run": 1, "Interaction": 2, "Feature": 4}
+    assert after[1] == {"HAS_MEMBER": 3, "INTERACTS_ON": 2}
+    assert clean_graph.read("MATCH ()-[t:INTERACTS_ON]->(:Feature {index: 7}) "
+                            "WHERE t.redundancy = 0.5 RETURN count(t) AS n")[0]["n"] == 1
+
+
+def test_steering_results_are_stored_per_feature_and_alpha_without_duplicates(clean_graph):
+    store_steering(clean_graph, STEER_RUN, STEERINGS)
+    store_steering(clean_graph, STEER_RUN, STEERINGS)
+    rows = clean_graph.read("MATCH (s:Steering)-[:STEERS]->(f:Feature) "
+                            "RETURN f.uid AS uid, s.alpha AS alpha, s.top_up AS up ORDER BY alpha")
+    assert [(row["uid"], row["alpha"]) for row in rows] == [
+        (feature_uid("tiny", "tinysae", 1, 3), 0.0), (feature_uid("tiny", "tinysae", 1, 3), 2.0)]
+    assert rows[0]["up"] == ["GENE1", "GENE2"]
+    assert clean_graph.read("MATCH (f:Feature) RETURN count(f) AS n")[0]["n"] == 1
+
+
+def test_library_queries_answer_redundancy_and_direction_of_a_feature(clean_graph):
+    store_ablation(clean_graph, RUN, SETS, TARGETS)
+    store_steering(clean_graph, STEER_RUN, STEERINGS)
+    uid = feature_uid("tiny", "tinysae", 1, 3)
+    clean_graph.write("MATCH (f:Feature {uid: $uid}), (g:Feature {index: 7}) "
+                      "CREATE (f)-[:AFFECTS {run: 'trace-1', d: 1.0}]->(g)", uid=uid)
+    redundancy = queries.get("feature_redundancy")
+    rows = clean_graph.read(redundancy.text, **redundancy.bind({"uid": uid}))
+    assert [row["interaction"] for row in rows] == ["ablate-test/S001", "ablate-test/S000"]
+    hubs = queries.get("hub_steering")
+    rows = clean_graph.read(hubs.text, **hubs.bind({"run": "trace-1"}))
+    assert [(row["uid"], row["alpha"], row["direction"]) for row in rows] == [
+        (uid, 0.0, "toward early"), (uid, 2.0, "toward late")]
