@@ -70,8 +70,8 @@ def _numeric_scalar(dtype: np.dtype, data: bytes) -> float | int:
     return np.frombuffer(data, dtype=dtype, count=1)[0].item()
 
 
-def load_dictionary(source: str | Path | Mapping) -> dict:
-    """A Geneformer dictionary (token or gene-median) from a `.json` file, a plain pickle, or an in-memory mapping."""
+def load_dictionary(source: str | Path | Mapping, *, text_values: bool = False) -> dict:
+    """A Geneformer dictionary from a `.json` file, a plain pickle, or a mapping; values numbers (or text if asked)."""
     if isinstance(source, Mapping):
         return dict(source)
     path = Path(source)
@@ -87,9 +87,11 @@ def load_dictionary(source: str | Path | Mapping) -> dict:
         raise AtlasError(f"cannot read dictionary {path}: {error}") from None
     if not isinstance(data, dict):
         raise AtlasError(f"{path} holds a {type(data).__name__}, expected a dict of gene id -> value")
+    wanted = (str,) if text_values else (int, float)
     for key, value in data.items():
-        if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise AtlasError(f"{path}: entry {key!r}: {value!r} is not a string -> number pair")
+        if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, wanted):
+            kind = "text" if text_values else "number"
+            raise AtlasError(f"{path}: entry {key!r}: {value!r} is not a string -> {kind} pair")
     return data
 
 
@@ -224,3 +226,19 @@ def rank_value_encode(
             parts.append(np.array([eos_id]))
         sequences.append(np.concatenate(parts).astype(np.int64))
     return sequences
+
+
+def token_gene_names(token_dictionary: Mapping, gene_name_dictionary: Mapping | None = None) -> dict[int, str]:
+    """Token id -> gene name for every gene token; names from a Geneformer name -> Ensembl id dictionary if given."""
+    names_by_id = {str(ensembl): str(name) for name, ensembl in (gene_name_dictionary or {}).items()}
+    return {int(token): names_by_id.get(gene, gene) for gene, token in token_dictionary.items()
+            if not _is_special(gene)}
+
+
+def special_token_ids(token_dictionary: Mapping) -> list[int]:
+    """Ids of the dictionary's special tokens (``<pad>``, ``<mask>``, ``<cls>``, ``<eos>``, ...)."""
+    return sorted(int(token) for gene, token in token_dictionary.items() if _is_special(gene))
+
+
+def _is_special(gene: str) -> bool:
+    return gene.startswith("<") and gene.endswith(">")

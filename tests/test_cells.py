@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import scipy.sparse
 
-from atlas.cells import cells_digest, load_cells, load_dictionary
+from atlas.cells import cells_digest, load_cells, load_dictionary, special_token_ids, token_gene_names
 from atlas.errors import AtlasError
 
 TOKENS = {"<pad>": 0, "<mask>": 1, "<cls>": 2, "<eos>": 3, "ENSG0A": 4, "ENSG0B": 5, "ENSG0C": 6, "ENSG0D": 7}
@@ -144,3 +144,16 @@ def test_a_dictionary_with_non_numeric_values_is_refused(tmp_path):
     (tmp_path / "tokens.json").write_text(json.dumps({"ENSG0A": "four"}))
     with pytest.raises(AtlasError, match="not a string -> number pair"):
         load_dictionary(tmp_path / "tokens.json")
+
+
+def test_gene_name_dictionaries_hold_text_values(tmp_path):
+    (tmp_path / "names.pkl").write_bytes(pickle.dumps({"CD3D": "ENSG0A"}))
+    assert load_dictionary(tmp_path / "names.pkl", text_values=True) == {"CD3D": "ENSG0A"}
+    with pytest.raises(AtlasError, match="string -> number"):
+        load_dictionary(tmp_path / "names.pkl")
+
+
+def test_token_names_prefer_gene_symbols_and_skip_special_tokens():
+    names = token_gene_names(TOKENS, {"CD3D": "ENSG0A"})
+    assert names == {4: "CD3D", 5: "ENSG0B", 6: "ENSG0C", 7: "ENSG0D"}
+    assert special_token_ids(TOKENS) == [0, 1, 2, 3]

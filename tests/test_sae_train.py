@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datasets
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
-from atlas.catalog import catalog_from_codes
+from atlas.catalog import catalog_from_codes, read_catalogs
+from atlas.cli import cli
 from atlas.errors import AtlasError
+from atlas.sae.biosae import load_sae_set
 from atlas.sae.train import (
     TrainingConfig,
     build_catalogs,
@@ -17,7 +21,7 @@ from atlas.sae.train import (
     train_layers,
     train_topk_sae,
 )
-from tests.tiny import gene_names, layer_activations, tiny_bert, tiny_cells
+from tests.tiny import gene_names, layer_activations, save_tiny_bert, tiny_bert, tiny_cells
 
 CONFIG = TrainingConfig(expansion=4, k=4, epochs=20, batch_size=64, learning_rate=1e-2, max_positions=10_000)
 
@@ -98,3 +102,29 @@ def test_k_larger_than_the_dictionary_is_a_clear_error(model, cells):
     activations = torch.as_tensor(np.zeros((4, 16), dtype=np.float32))
     with pytest.raises(AtlasError, match="k=100"):
         train_topk_sae(activations, TrainingConfig(expansion=1, k=100))
+
+
+def write_model_and_cells(tmp_path, cells):
+    save_tiny_bert(tmp_path / "model", seed=1, n_layers=3, d_model=16)
+    datasets.Dataset.from_dict({"input_ids": [cell.tolist() for cell in cells]}).save_to_disk(str(tmp_path / "cells"))
+
+
+def test_sae_train_command_writes_a_loadable_atlas(tmp_path, cells):
+    write_model_and_cells(tmp_path, cells)
+    result = CliRunner().invoke(cli, [
+        "sae", "train", "--model", str(tmp_path / "model"), "--cells", str(tmp_path / "cells"), "--layers", "0,2",
+        "-k", "4", "--epochs", "3", "--batch-size", "64", "--out", str(tmp_path / "saes"), "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    saes = load_sae_set(tmp_path / "saes")
+    catalogs = read_catalogs(tmp_path / "saes")
+    assert sorted(saes) == sorted(catalogs) == [0, 2]
+    assert (saes[0].n_features, saes[0].k) == (64, 4)
+    assert (tmp_path / "saes" / "layer02_x4_k4" / "feature_catalog.json").is_file()
+
+
+def test_sae_train_command_rejects_layers_outside_the_model(tmp_path, cells):
+    write_model_and_cells(tmp_path, cells)
+    result = CliRunner().invoke(cli, ["sae", "train", "--model", str(tmp_path / "model"), "--cells",
+                                      str(tmp_path / "cells"), "--layers", "1-5", "--out", str(tmp_path / "saes")])
+    assert result.exit_code != 0
+    assert "not in 0..2" in str(result.exception)
