@@ -1,0 +1,158 @@
+"""Combinatorial ablation on a tiny real model: identities that must hold whatever the weights."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from atlas.errors import AtlasError
+from atlas.experiments.ablation import ablate, cohens_d
+from atlas.experiments.features import FeatureRef, FeatureSet, parse_feature_set
+from atlas.experiments.interactions import moebius
+from tests.tiny import fit_tiny_sae, layer_activations, tiny_bert, tiny_cells
+
+TARGET = 3
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A 4-layer tiny BERT, 8 cells and a TopK SAE (128 features, k=4) for every layer."""
+    torch.set_num_threads(1)
+    model = tiny_bert(seed=0)
+    cells = tiny_cells(seed=1, n_cells=8)
+    activations, _ = layer_activations(model, cells, [0, 1, 2, 3])
+    saes = {layer: fit_tiny_sae(activations[layer], 128, 4, seed=layer, steps=40) for layer in range(4)}
+    return model, cells, saes
+
+
+def _active_features(model, cells, saes, layer: int, count: int) -> list[int]:
+    """The `count` most frequently active features of a layer over the cells."""
+    activations, _ = layer_activations(model, cells, [layer])
+    with torch.no_grad():
+        frequency = (saes[layer].encode(activations[layer]) > 0).float().mean(dim=0)
+    return torch.argsort(frequency, descending=True)[:count].tolist()
+
+
+@torch.no_grad()
+def _hooked_changes(model, saes, cells, members: list[FeatureRef], target: int,
+                    position_members: list[FeatureRef] | None = None) -> np.ndarray:
+    """Reference design: full forward with one hook per member layer; per-cell mean change at the target layer,
+    averaged over the positions where any of ``position_members`` (default: the members) is active."""
+    position_members = position_members or members
+    blocks = model.bert.encoder.layer
+    changes = []
+    captured = {}
+
+    def capture(_module, _inputs, output):
+        captured["target"] = output
+
+    for cell in cells:
+        ids = torch.as_tensor(cell)[None]
+
+        def make_ablation(layer):
+            indices = [m.index for m in members if m.layer == layer]
+
+            def ablation(_module, _inputs, output):
+                codes = saes[layer].encode(output)
+                return output - codes[..., indices] @ saes[layer].W_dec[indices]
+            return ablation
+
+        handle = blocks[target].register_forward_hook(capture)
+        model(input_ids=ids)
+        clean_hidden = captured["target"][0]
+        handles = [blocks[layer].register_forward_hook(make_ablation(layer)) for layer in {m.layer for m in members}]
+        model(input_ids=ids)
+        for extra in handles + [handle]:
+            extra.remove()
+        states = model(input_ids=ids, output_hidden_states=True).hidden_states
+        active = torch.stack([saes[m.layer].encode(states[m.layer + 1][0])[:, m.index] > 0
+                              for m in position_members]).any(0)
+        change = saes[target].encode(captured["target"][0]) - saes[target].encode(clean_hidden)
+        changes.append(change[active].mean(0).double().numpy() if active.any() else np.zeros(change.shape[-1]))
+    return np.stack(changes)
+
+
+def test_a_set_of_one_feature_equals_the_single_feature_ablation(tiny):
+    model, cells, saes = tiny
+    feature = FeatureRef(1, _active_features(model, cells, saes, 1, 1)[0])
+    result = ablate(model, saes, cells, [FeatureSet("one", (feature,))], TARGET)
+    reference = _hooked_changes(model, saes, cells, [feature], TARGET)
+    effect = result.effects[0]
+    np.testing.assert_allclose(effect.mean[1], reference.mean(0), atol=1e-5)
+    np.testing.assert_allclose(effect.std[1], reference.std(0, ddof=1), atol=1e-5)
+    assert np.abs(effect.d[1]).max() > 0.5
+    assert set(result.targets["redundancy"].round(12)) == {1.0}
+    assert set(result.targets["class"]) == {"additive"}
+
+
+def test_each_condition_ablates_its_members_at_their_own_layers_in_one_forward(tiny):
+    model, cells, saes = tiny
+    first = FeatureRef(0, _active_features(model, cells, saes, 0, 1)[0])
+    second = FeatureRef(2, _active_features(model, cells, saes, 2, 1)[0])
+    result = ablate(model, saes, cells, [FeatureSet("pair", (first, second))], TARGET)
+    assert np.abs(result.effects[0].mean[1:]).min(axis=1).max() < np.abs(result.effects[0].mean[1:]).max()
+    assert (np.abs(result.effects[0].mean[1:]).max(axis=1) > 1e-3).all()
+    for mask, members in ((1, [first]), (2, [second]), (3, [first, second])):
+        reference = _hooked_changes(model, saes, cells, members, TARGET, position_members=[first, second])
+        np.testing.assert_allclose(result.effects[0].mean[mask], reference.mean(0), atol=1e-5)
+
+
+def test_the_batched_path_equals_one_condition_at_a_time(tiny):
+    model, cells, saes = tiny
+    top = _active_features(model, cells, saes, 1, 3)
+    sets = [FeatureSet("triplet", (FeatureRef(1, top[0]), FeatureRef(1, top[1]), FeatureRef(2, top[2]))),
+            FeatureSet("pair", (FeatureRef(0, 5), FeatureRef(1, top[1])))]
+    batched = ablate(model, saes, cells, sets, TARGET, batch_size=64)
+    single = ablate(model, saes, cells, sets, TARGET, batch_size=1)
+    for fast, slow in zip(batched.effects, single.effects, strict=True):
+        np.testing.assert_allclose(fast.mean, slow.mean, atol=1e-5)
+        np.testing.assert_allclose(fast.std, slow.std, atol=1e-5)
+    assert batched.targets[["set_id", "target_feature"]].equals(single.targets[["set_id", "target_feature"]])
+
+
+def test_ablating_a_never_active_feature_changes_nothing(tiny):
+    model, cells, saes = tiny
+    saes = dict(saes)
+    silenced = copy.deepcopy(saes[1])
+    never = _active_features(model, cells, saes, 1, 2)[1]
+    with torch.no_grad():
+        silenced.encoder_bias[never] = -1e4
+    saes[1] = silenced
+    active = FeatureRef(1, _active_features(model, cells, saes, 1, 1)[0])
+    result = ablate(model, saes, cells, [FeatureSet("never", (FeatureRef(1, never),)),
+                                         FeatureSet("with", (active, FeatureRef(1, never)))], TARGET)
+    alone, together = result.effects
+    assert not alone.mean.any() and not alone.d.any()
+    assert result.sets.loc[0, "n_targets"] == 0
+    np.testing.assert_array_equal(together.mean[2], 0.0)
+    np.testing.assert_allclose(together.mean[3], together.mean[1], atol=1e-6)
+
+
+def test_interaction_terms_of_a_real_triplet_satisfy_inclusion_exclusion(tiny):
+    model, cells, saes = tiny
+    members = tuple(FeatureRef(1, index) for index in _active_features(model, cells, saes, 1, 3))
+    result = ablate(model, saes, cells, [FeatureSet("t", members)], TARGET)
+    d = result.effects[0].d
+    targets = result.targets["target_feature"].to_numpy()
+    assert len(targets) > 0
+    expected = d[7] - d[3] - d[5] - d[6] + d[1] + d[2] + d[4]
+    np.testing.assert_allclose(result.targets["interaction"], expected[targets], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(moebius(d)[1:].sum(0), d[7], rtol=0, atol=1e-9)
+    assert sorted(result.orders["order"]) == [1, 2, 3]
+
+
+def test_cohens_d_is_zero_where_a_change_never_varies():
+    np.testing.assert_array_equal(cohens_d(np.array([0.0, 2.0]), np.array([0.0, 1.0])), [0.0, 2.0])
+
+
+def test_bad_sets_are_one_line_user_errors(tiny):
+    model, cells, saes = tiny
+    with pytest.raises(AtlasError, match="not before the target layer"):
+        ablate(model, saes, cells, [parse_feature_set("3:1", "s")], TARGET)
+    with pytest.raises(AtlasError, match="outside layer 1"):
+        ablate(model, saes, cells, [parse_feature_set("1:999", "s")], TARGET)
+    with pytest.raises(AtlasError, match="names a feature twice"):
+        parse_feature_set("1:2,L1:F2", "s")
