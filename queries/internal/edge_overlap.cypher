@@ -1,0 +1,9 @@
+// purpose: Edges of run A (optionally within some downstream layers) that run B also has between the same features.
+// param run_a: str — first run id
+// param run_b: str — second run id
+// param layers: int[] = null — downstream layers (default all)
+// returns: shared
+MATCH (source:Feature)-[edge:AFFECTS {run: $run_a}]->(target:Feature)
+WHERE ($layers IS NULL OR target.layer IN $layers)
+  AND EXISTS { (source)-[other:AFFECTS]->(target) WHERE other.run = $run_b }
+RETURN count(edge) AS shared

@@ -1,0 +1,9 @@
+// purpose: How many AFFECTS edges an analysis scope holds, and an upper bound on its features, before projecting it.
+// param runs: str[] — run ids
+// param layers: int[] = null — downstream layers (default all)
+// returns: relationships, nodes
+MATCH ()-[edge:AFFECTS]->(target:Feature)
+WHERE edge.run IN $runs AND ($layers IS NULL OR target.layer IN $layers)
+WITH count(edge) AS relationships
+MATCH (feature:Feature)
+RETURN relationships, count(feature) AS nodes

@@ -1,0 +1,13 @@
+// purpose: Features of one run ranked by out-degree (live count over the run's AFFECTS edges).
+// param run: str — the run id
+// param layers: int[] = null — downstream layers to count (comma-separated; default all)
+// param limit: int = 20 — how many features
+// returns: uid, layer, label, annotated, out_degree, excitatory, inhibitory
+MATCH (source:Feature)-[edge:AFFECTS]->(target:Feature)
+WHERE edge.run = $run AND ($layers IS NULL OR target.layer IN $layers)
+WITH source, count(edge) AS out_degree, count(CASE WHEN edge.sign = 'excitatory' THEN 1 END) AS excitatory
+ORDER BY out_degree DESC, source.uid
+LIMIT $limit
+RETURN source.uid AS uid, source.layer AS layer, source.label AS label,
+       coalesce(source.annotated, false) OR EXISTS { (source)-[:ENRICHED_IN]->(:Term) } AS annotated,
+       out_degree, excitatory, out_degree - excitatory AS inhibitory
