@@ -9,10 +9,13 @@ import pytest
 import torch
 
 from atlas.errors import AtlasError
-from atlas.experiments.ablation import ablate, cohens_d
+from atlas.experiments.ablation import ablate
 from atlas.experiments.features import FeatureRef, FeatureSet, parse_feature_set
 from atlas.experiments.interactions import moebius
-from tests.tiny import fit_tiny_sae, layer_activations, tiny_bert, tiny_cells
+from atlas.trace.engine import trace_cells
+from atlas.trace.setup import TraceSetup
+from atlas.trace.stats import layer_statistics
+from tests.tiny import CLS, EOS, fit_tiny_sae, layer_activations, tiny_bert, tiny_cells
 
 TARGET = 3
 
@@ -39,51 +42,58 @@ def _active_features(model, cells, saes, layer: int, count: int) -> list[int]:
 @torch.no_grad()
 def _hooked_changes(model, saes, cells, members: list[FeatureRef], target: int,
                     position_members: list[FeatureRef] | None = None) -> np.ndarray:
-    """Reference design: full forward with one hook per member layer; per-cell mean change at the target layer,
-    averaged over the positions where any of ``position_members`` (default: the members) is active."""
+    """Reference design: a full forward with one hook per member layer editing gene positions; per cell (where any
+    of ``position_members``, default the members, is active) the mean change at the target layer over the gene
+    positions where one of them is active."""
     position_members = position_members or members
     blocks = model.bert.encoder.layer
-    changes = []
-    captured = {}
+    changes, captured = [], {}
 
     def capture(_module, _inputs, output):
         captured["target"] = output
 
+    def make_ablation(layer, genes):
+        indices = [m.index for m in members if m.layer == layer]
+
+        def ablation(_module, _inputs, output):
+            edited = output.clone()
+            edited[:, genes] -= saes[layer].encode(output[:, genes])[..., indices] @ saes[layer].W_dec[indices]
+            return edited
+        return ablation
+
     for cell in cells:
         ids = torch.as_tensor(cell)[None]
-
-        def make_ablation(layer):
-            indices = [m.index for m in members if m.layer == layer]
-
-            def ablation(_module, _inputs, output):
-                codes = saes[layer].encode(output)
-                return output - codes[..., indices] @ saes[layer].W_dec[indices]
-            return ablation
-
-        handle = blocks[target].register_forward_hook(capture)
-        model(input_ids=ids)
-        clean_hidden = captured["target"][0]
-        handles = [blocks[layer].register_forward_hook(make_ablation(layer)) for layer in {m.layer for m in members}]
-        model(input_ids=ids)
-        for extra in handles + [handle]:
-            extra.remove()
+        genes = torch.as_tensor((cell != CLS) & (cell != EOS))
         states = model(input_ids=ids, output_hidden_states=True).hidden_states
-        active = torch.stack([saes[m.layer].encode(states[m.layer + 1][0])[:, m.index] > 0
+        active = torch.stack([saes[m.layer].encode(states[m.layer + 1][0][genes])[:, m.index] > 0
                               for m in position_members]).any(0)
-        change = saes[target].encode(captured["target"][0]) - saes[target].encode(clean_hidden)
-        changes.append(change[active].mean(0).double().numpy() if active.any() else np.zeros(change.shape[-1]))
+        if not active.any():
+            continue
+        handles = [blocks[target].register_forward_hook(capture)]
+        handles += [blocks[layer].register_forward_hook(make_ablation(layer, genes))
+                    for layer in {m.layer for m in members}]
+        model(input_ids=ids)
+        for handle in handles:
+            handle.remove()
+        clean = saes[target].encode(states[target + 1][0][genes])
+        change = saes[target].encode(captured["target"][0][genes]) - clean
+        changes.append(change[active].mean(0).double().numpy())
     return np.stack(changes)
 
 
-def test_a_set_of_one_feature_equals_the_single_feature_ablation(tiny):
+def test_a_set_of_one_feature_equals_the_single_feature_ablation_of_the_tracer(tiny):
     model, cells, saes = tiny
     feature = FeatureRef(1, _active_features(model, cells, saes, 1, 1)[0])
     result = ablate(model, saes, cells, [FeatureSet("one", (feature,))], TARGET)
-    reference = _hooked_changes(model, saes, cells, [feature], TARGET)
+    traced = layer_statistics(trace_cells(TraceSetup(model, saes, 1, [TARGET]), [feature.index], cells), TARGET)
     effect = result.effects[0]
-    np.testing.assert_allclose(effect.mean[1], reference.mean(0), atol=1e-5)
-    np.testing.assert_allclose(effect.std[1], reference.std(0, ddof=1), atol=1e-5)
-    assert np.abs(effect.d[1]).max() > 0.5
+    assert effect.n_cells == traced.n[0]
+    np.testing.assert_allclose(effect.mean[1], traced.mean[0], atol=1e-6)
+    np.testing.assert_allclose(effect.std[1], traced.std[0], atol=1e-6)
+    np.testing.assert_allclose(effect.consistency[1], traced.consistency[0])
+    strong = np.abs(traced.cohens_d[0]) > 0.5
+    assert strong.any()
+    np.testing.assert_allclose(effect.d[1][strong], traced.cohens_d[0][strong], rtol=1e-4)
     assert set(result.targets["redundancy"].round(12)) == {1.0}
     assert set(result.targets["class"]) == {"additive"}
 
@@ -93,7 +103,6 @@ def test_each_condition_ablates_its_members_at_their_own_layers_in_one_forward(t
     first = FeatureRef(0, _active_features(model, cells, saes, 0, 1)[0])
     second = FeatureRef(2, _active_features(model, cells, saes, 2, 1)[0])
     result = ablate(model, saes, cells, [FeatureSet("pair", (first, second))], TARGET)
-    assert np.abs(result.effects[0].mean[1:]).min(axis=1).max() < np.abs(result.effects[0].mean[1:]).max()
     assert (np.abs(result.effects[0].mean[1:]).max(axis=1) > 1e-3).all()
     for mask, members in ((1, [first]), (2, [second]), (3, [first, second])):
         reference = _hooked_changes(model, saes, cells, members, TARGET, position_members=[first, second])
@@ -125,7 +134,7 @@ def test_ablating_a_never_active_feature_changes_nothing(tiny):
     result = ablate(model, saes, cells, [FeatureSet("never", (FeatureRef(1, never),)),
                                          FeatureSet("with", (active, FeatureRef(1, never)))], TARGET)
     alone, together = result.effects
-    assert not alone.mean.any() and not alone.d.any()
+    assert alone.n_cells == 0 and not alone.mean.any() and not alone.d.any()
     assert result.sets.loc[0, "n_targets"] == 0
     np.testing.assert_array_equal(together.mean[2], 0.0)
     np.testing.assert_allclose(together.mean[3], together.mean[1], atol=1e-6)
@@ -142,10 +151,6 @@ def test_interaction_terms_of_a_real_triplet_satisfy_inclusion_exclusion(tiny):
     np.testing.assert_allclose(result.targets["interaction"], expected[targets], rtol=0, atol=1e-12)
     np.testing.assert_allclose(moebius(d)[1:].sum(0), d[7], rtol=0, atol=1e-9)
     assert sorted(result.orders["order"]) == [1, 2, 3]
-
-
-def test_cohens_d_is_zero_where_a_change_never_varies():
-    np.testing.assert_array_equal(cohens_d(np.array([0.0, 2.0]), np.array([0.0, 1.0])), [0.0, 2.0])
 
 
 def test_bad_sets_are_one_line_user_errors(tiny):

@@ -1,17 +1,18 @@
 """Combinatorial ablation: every non-empty subset of a feature set ablated at once, measured at a target layer.
 
 For a set of k features (any layers) each of the ``2**k - 1`` conditions zeroes its members in their own layer's
-SAE code and adds the reconstruction change ``-z[:, f] (outer) W_dec[f]`` to the hidden state (never replacing it
-by the reconstruction), all in one forward: a member at a later layer is encoded from the state that the earlier
-ablations of the same condition produced. At the target layer every feature's change is averaged over the
-positions where any member of the set is active in the clean pass; over cells that gives a per-target mean, std
-and Cohen's d (mean / sample std) per condition. Interaction statistics come from
-:mod:`atlas.experiments.interactions`.
+SAE code and adds the reconstruction change ``-z[:, f] (outer) W_dec[f]`` to the hidden state at gene positions
+(never replacing it by the reconstruction), all in one forward: a member at a later layer is encoded from the state
+that the earlier ablations of the same condition produced. At the target layer every feature's change is averaged
+over the gene positions where any member of the set is active in the clean pass. Over the cells where the set is
+active this gives, per condition and target, the tracer's statistics (:mod:`atlas.trace.stats`: mean, std,
+Cohen's d, consistency, p), so a set of one feature reproduces the traced edge exactly. Interaction statistics come
+from :mod:`atlas.experiments.interactions`.
 
-Fast like the tracer: one clean pass per cell caches every hidden state; the conditions of all sets for a cell run
-batched (``batch_size`` variants per forward), each batch resuming after the earliest member layer it needs and
-stopping at the target layer. A condition whose members are all inactive in a cell is exactly the clean pass, so it
-is not run and contributes a change of zero.
+Fast like the tracer, and built on its pieces: one clean pass per cell caches the hidden states; the conditions of
+all sets for a cell run batched (``batch_size`` variants per forward), each batch resuming after the earliest
+member layer it needs and stopping at the target layer. A condition whose members are all inactive in a cell is
+exactly the clean pass, so it is not run and counts as a change of zero.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from transformers import BertForMaskedLM
 
 from atlas.errors import AtlasError
 from atlas.experiments.features import FeatureSet
-from atlas.experiments.forward import clean_hidden_states, resume
+from atlas.experiments.forward import resume
 from atlas.experiments.interactions import (
     condition_label,
     condition_masks,
@@ -37,23 +38,11 @@ from atlas.experiments.interactions import (
 )
 from atlas.model import n_layers
 from atlas.sae.base import SparseAutoencoder
+from atlas.trace.engine import clean_pass
+from atlas.trace.setup import GENEFORMER_NON_GENE_TOKENS, TraceSetup
+from atlas.trace.stats import WelfordState, layer_statistics
 
 MAX_ORDER = 10
-
-
-@dataclass
-class _Welford:
-    """Running mean and sum of squared deviations of per-cell changes, ``[conditions, targets]`` in float64."""
-
-    mean: np.ndarray
-    m2: np.ndarray
-    count: int = 0
-
-    def add(self, value: np.ndarray) -> None:
-        self.count += 1
-        delta = value - self.mean
-        self.mean += delta / self.count
-        self.m2 += delta * (value - self.mean)
 
 
 @dataclass
@@ -64,7 +53,8 @@ class SetEffects:
     mean: np.ndarray
     std: np.ndarray
     d: np.ndarray
-    n_cells: int
+    consistency: np.ndarray
+    n_cells: int  # cells in which at least one member is active
 
 
 @dataclass
@@ -80,12 +70,6 @@ class AblationResult:
     targets: pd.DataFrame = field(default_factory=pd.DataFrame)
     orders: pd.DataFrame = field(default_factory=pd.DataFrame)
     conditions: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-
-def cohens_d(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """mean / std, and 0 where the change never varies (std 0: no measurable effect)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(std > 0, mean / std, 0.0)
 
 
 def validate_sets(sets: Sequence[FeatureSet], saes: dict[int, SparseAutoencoder], target_layer: int,
@@ -121,66 +105,74 @@ class _Variant:
 class _CellAblator:
     """Runs the conditions of every set on one cell and returns each condition's mean change per target."""
 
-    def __init__(self, model: BertForMaskedLM, saes: dict[int, SparseAutoencoder], sets: Sequence[FeatureSet],
-                 target_layer: int, batch_size: int, device: torch.device | str) -> None:
-        self.model, self.saes, self.sets = model, saes, sets
-        self.target_layer, self.batch_size, self.device = target_layer, batch_size, device
+    def __init__(self, setup: TraceSetup, sets: Sequence[FeatureSet], batch_size: int) -> None:
+        self.setup, self.sets, self.batch_size = setup, sets, batch_size
+        self.target_layer = setup.last_layer
         self.masks = [condition_masks(feature_set.order) for feature_set in sets]
+        self.member_layers = sorted({member.layer for s in sets for member in s.members})
 
     @torch.no_grad()
-    def run(self, input_ids: np.ndarray) -> list[np.ndarray]:
-        """Per set, ``[2**k, n_targets]`` mean changes at the member-active positions of this cell."""
-        states = clean_hidden_states(self.model, input_ids, self.device)
-        clean_target = self.saes[self.target_layer].encode(states[self.target_layer])
-        member_layers = {member.layer for feature_set in self.sets for member in feature_set.members}
-        clean_codes = {layer: self.saes[layer].encode(states[layer]) for layer in member_layers}
-        n_targets = clean_target.shape[-1]
-        changes = [np.zeros((1 << feature_set.order, n_targets)) for feature_set in self.sets]
+    def run(self, tokens: np.ndarray) -> list[np.ndarray | None]:
+        """Per set, ``[2**k - 1, n_targets]`` mean changes (rows in mask order), or None where no member is active."""
+        ids, genes = self.setup.input_ids(tokens)
+        results: list[np.ndarray | None] = [None] * len(self.sets)
+        if not genes.numel():
+            return results
+        states = clean_pass(self.setup, ids, [*self.member_layers, self.target_layer])
+        saes = self.setup.saes
+        clean_target = saes[self.target_layer].encode(states[self.target_layer][genes])
+        clean_codes = {layer: saes[layer].encode(states[layer][genes]) for layer in self.member_layers}
         positions, variants = [], []
         for set_index, feature_set in enumerate(self.sets):
             active = torch.stack([clean_codes[m.layer][:, m.index] > 0 for m in feature_set.members])
             positions.append(active.any(dim=0))
             any_active = active.any(dim=1).tolist()
+            if any(any_active):
+                results[set_index] = np.zeros((len(self.masks[set_index]), clean_target.shape[-1]))
             variants += [_Variant(set_index, mask) for mask in self.masks[set_index]
                          if any(any_active[i] for i in range(feature_set.order) if mask >> i & 1)]
         for start in range(0, len(variants), self.batch_size):
             chunk = variants[start:start + self.batch_size]
-            mean_change = self._run_batch(chunk, states, clean_target, positions)
+            mean_change = self._run_batch(chunk, states, genes, clean_target, positions)
             for row, variant in enumerate(chunk):
-                changes[variant.set_index][variant.mask] = mean_change[row]
-        return changes
+                results[variant.set_index][variant.mask - 1] = mean_change[row]
+        return results
 
-    def _run_batch(self, chunk: list[_Variant], states: list[torch.Tensor], clean_target: torch.Tensor,
-                   positions: list[torch.Tensor]) -> np.ndarray:
-        # layer -> (feature indices ablated at that layer, [batch, m] 0/1 coefficients of each variant)
+    def _plan(self, chunk: list[_Variant], device: torch.device) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Layer -> (feature indices ablated there, ``[batch, m]`` 0/1 coefficient of each variant and feature)."""
         ablated: dict[int, dict[int, list[int]]] = {}
         for row, variant in enumerate(chunk):
-            members = self.sets[variant.set_index].members
-            for i, member in enumerate(members):
+            for i, member in enumerate(self.sets[variant.set_index].members):
                 if variant.mask >> i & 1:
                     ablated.setdefault(member.layer, {}).setdefault(member.index, []).append(row)
         plan = {}
         for layer, by_feature in ablated.items():
             features = sorted(by_feature)
-            coefficients = torch.zeros(len(chunk), len(features), device=clean_target.device)
+            coefficients = torch.zeros(len(chunk), len(features), device=device)
             for column, feature in enumerate(features):
                 coefficients[by_feature[feature], column] = 1.0
-            plan[layer] = (torch.as_tensor(features, device=clean_target.device), coefficients)
+            plan[layer] = (torch.as_tensor(features, device=device), coefficients)
+        return plan
+
+    def _run_batch(self, chunk: list[_Variant], states: dict[int, torch.Tensor], genes: torch.Tensor,
+                   clean_target: torch.Tensor, positions: list[torch.Tensor]) -> np.ndarray:
+        saes = self.setup.saes
+        plan = self._plan(chunk, clean_target.device)
 
         def edit(layer: int, hidden: torch.Tensor) -> torch.Tensor:
             if layer not in plan:
                 return hidden
             features, coefficients = plan[layer]
-            rows = coefficients.any(dim=1)
-            codes = self.saes[layer].encode(hidden[rows])[..., features] * coefficients[rows][:, None, :]
+            rows = torch.nonzero(coefficients.any(dim=1)).squeeze(1)
+            codes = saes[layer].encode(hidden[rows][:, genes])[..., features] * coefficients[rows][:, None, :]
             hidden = hidden.clone()
-            hidden[rows] -= codes @ self.saes[layer].W_dec[features]
+            hidden[rows[:, None], genes[None, :]] -= (codes @ saes[layer].W_dec[features]).to(hidden.dtype)
             return hidden
 
         first = min(plan)
         hidden = states[first].expand(len(chunk), *states[first].shape).clone()
-        hidden = resume(self.model, hidden, first, self.target_layer, edit)
-        change = self.saes[self.target_layer].encode(hidden) - clean_target
+        hidden = resume(self.setup.model, hidden, first, self.target_layer, edit)
+        change = saes[self.target_layer].encode(hidden[:, genes]) - clean_target
         weights = torch.stack([positions[variant.set_index] for variant in chunk]).to(change.dtype)
         weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1.0)
         return torch.einsum("bs,bsf->bf", weights, change).double().cpu().numpy()
@@ -189,7 +181,7 @@ class _CellAblator:
 def ablate(model: BertForMaskedLM, saes: dict[int, SparseAutoencoder], cells: Sequence[np.ndarray],
            sets: Sequence[FeatureSet], target_layer: int | None = None, *, batch_size: int = 64,
            min_effect: float = 0.5, tolerance: float = 0.1, device: torch.device | str = "cpu",
-           progress: bool = False) -> AblationResult:
+           non_gene_tokens: tuple[int, ...] = GENEFORMER_NON_GENE_TOKENS, progress: bool = False) -> AblationResult:
     """Ablate every non-empty subset of every set on every cell and summarise effects and interactions.
 
     ``target_layer`` defaults to the model's last layer; ``batch_size`` is how many conditions share a forward
@@ -197,23 +189,32 @@ def ablate(model: BertForMaskedLM, saes: dict[int, SparseAutoencoder], cells: Se
     """
     target_layer = n_layers(model) - 1 if target_layer is None else int(target_layer)
     validate_sets(sets, saes, target_layer, n_layers(model))
-    if len(cells) < 2:
-        raise AtlasError(f"Cohen's d over cells needs at least 2 cells, got {len(cells)}")
     if batch_size < 1:
         raise AtlasError(f"batch size must be positive, got {batch_size}")
-    ablator = _CellAblator(model, saes, sets, target_layer, batch_size, device)
-    n_targets = saes[target_layer].n_features
-    accumulators = [_Welford(np.zeros((1 << s.order, n_targets)), np.zeros((1 << s.order, n_targets)))
-                    for s in sets]
-    for input_ids in tqdm(cells, desc="ablating", unit="cell", disable=not progress):
-        for accumulator, change in zip(accumulators, ablator.run(input_ids), strict=True):
-            accumulator.add(change)
-    effects = []
-    for feature_set, accumulator in zip(sets, accumulators, strict=True):
-        std = np.sqrt(accumulator.m2 / (accumulator.count - 1))
-        effects.append(SetEffects(feature_set, accumulator.mean, std, cohens_d(accumulator.mean, std),
-                                  accumulator.count))
+    first_layer = min(member.layer for s in sets for member in s.members)
+    setup = TraceSetup(model, saes, first_layer, [target_layer], non_gene_tokens, torch.device(device))
+    ablator = _CellAblator(setup, sets, batch_size)
+    width = {target_layer: saes[target_layer].n_features}
+    states = [WelfordState.empty(condition_masks(s.order), width, device) for s in sets]
+    for tokens in tqdm(cells, desc="ablating", unit="cell", disable=not progress):
+        for state, changes in zip(states, ablator.run(tokens), strict=True):
+            if changes is not None:
+                state.update(state.rows(state.source_features),
+                             {target_layer: torch.as_tensor(changes, device=state.n.device)})
+    effects = [_set_effects(feature_set, state, target_layer) for feature_set, state in zip(sets, states, strict=True)]
     return summarise(effects, target_layer, len(cells), min_effect, tolerance)
+
+
+def _set_effects(feature_set: FeatureSet, state: WelfordState, target_layer: int) -> SetEffects:
+    """Tracer statistics of one set's conditions, as ``[2**k, n_targets]`` arrays (zero where n < 2)."""
+    width = state.mean[target_layer].shape[1]
+    arrays = {name: np.zeros((1 << feature_set.order, width)) for name in ("mean", "std", "d", "consistency")}
+    stats = layer_statistics(state, target_layer)
+    rows = stats.source_features  # the condition masks measured in at least two cells
+    arrays["mean"][rows], arrays["std"][rows], arrays["d"][rows] = stats.mean, stats.std, stats.cohens_d
+    arrays["consistency"][rows] = stats.consistency
+    return SetEffects(feature_set, arrays["mean"], arrays["std"], arrays["d"], arrays["consistency"],
+                      int(state.n.max()) if len(state.n) else 0)
 
 
 def summarise(effects: list[SetEffects], target_layer: int, n_cells: int, min_effect: float = 0.5,
