@@ -1,0 +1,108 @@
+"""Degree distributions of a scope: out-, in- and total degree, overall and per downstream layer (GDS degree)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from atlas.analysis.projection import Projection, projected
+from atlas.analysis.result import AnalysisResult
+from atlas.analysis.scope import Scope
+from atlas.db.connection import Graph
+
+PERCENTILES = (25, 75, 90, 99)
+
+
+def _degree_stream(projection: Projection, orientation: str, relationship_type: str = "*") -> pd.Series:
+    rows = projection.stream("degree_stream", orientation=orientation, relationship_types=[relationship_type])
+    return pd.Series({row["uid"]: row["degree"] for row in rows}, dtype="int64")
+
+
+def degree_table(projection: Projection) -> pd.DataFrame:
+    """One row per projected feature: uid, layer, out_degree, in_degree, degree, and out_L<layer> per layer."""
+    out_rows = projection.stream("degree_stream", orientation="NATURAL", relationship_types=["*"])
+    layers = pd.Series({row["uid"]: row["layer"] for row in out_rows})
+    table = pd.DataFrame({
+        "uid": layers.index,
+        "layer": layers.to_numpy(dtype="int64"),
+        "out_degree": pd.Series({row["uid"]: row["degree"] for row in out_rows}).reindex(layers.index).to_numpy(),
+        "in_degree": _degree_stream(projection, "REVERSE").reindex(layers.index).to_numpy(),
+    })
+    table["degree"] = table["out_degree"] + table["in_degree"]
+    for layer in projection.layers:
+        per_layer = _degree_stream(projection, "NATURAL", Projection.relationship_type(layer))
+        table[f"out_L{layer}"] = per_layer.reindex(layers.index).fillna(0).astype("int64").to_numpy()
+    return table.sort_values(["out_degree", "in_degree", "uid"], ascending=[False, False, True], ignore_index=True)
+
+
+def degree_table_columns(projection: Projection) -> list[str]:
+    """The columns of :func:`degree_table` for this projection."""
+    return ["uid", "layer", "out_degree", "in_degree", "degree", *(f"out_L{layer}" for layer in projection.layers)]
+
+
+def gini(values: np.ndarray) -> float:
+    """Gini coefficient of non-negative values (0: all equal; towards 1: concentrated in a few)."""
+    values = np.sort(np.asarray(values, dtype=float))
+    if values.size == 0 or values.sum() == 0:
+        return float("nan")
+    ranks = np.arange(1, values.size + 1)
+    return float(2 * np.sum(ranks * values) / (values.size * values.sum()) - (values.size + 1) / values.size)
+
+
+def describe(values: np.ndarray) -> dict[str, float]:
+    """Count, mean, median, percentiles, max and Gini of a degree sample."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        return {"features": 0}
+    summary = {"features": int(values.size), "mean": float(values.mean()), "median": float(np.median(values))}
+    summary |= {f"p{q}": float(np.percentile(values, q)) for q in PERCENTILES}
+    summary |= {"max": float(values.max()), "gini": gini(values)}
+    return summary
+
+
+def summary_table(table: pd.DataFrame, layers: tuple[int, ...]) -> pd.DataFrame:
+    """Distribution summaries: out-degree over features with out-edges, in-degree over features with in-edges,
+    total over all features; each overall and per downstream layer."""
+    sources = table[table["out_degree"] > 0]
+    targets = table[table["in_degree"] > 0]
+    rows = [{"direction": "out", "layer": "all", **describe(sources["out_degree"])},
+            {"direction": "in", "layer": "all", **describe(targets["in_degree"])},
+            {"direction": "total", "layer": "all", **describe(table["degree"])}]
+    for layer in layers:
+        rows.append({"direction": "out", "layer": f"L{layer}", **describe(sources[f"out_L{layer}"])})
+        rows.append({"direction": "in", "layer": f"L{layer}",
+                     **describe(targets.loc[targets["layer"] == layer, "in_degree"])})
+    return pd.DataFrame(rows)
+
+
+def ccdf(values: np.ndarray) -> pd.DataFrame:
+    """Empirical complementary CDF: for each distinct degree k, the fraction of the sample with degree >= k."""
+    values = np.sort(np.asarray(values))
+    distinct, first = np.unique(values, return_index=True)
+    return pd.DataFrame({"degree": distinct, "ccdf": 1.0 - first / values.size})
+
+
+def ccdf_table(table: pd.DataFrame) -> pd.DataFrame:
+    """CCDFs of out-degree (features with out-edges), in-degree (features with in-edges) and total degree."""
+    parts = [ccdf(table.loc[table["out_degree"] > 0, "out_degree"]).assign(direction="out"),
+             ccdf(table.loc[table["in_degree"] > 0, "in_degree"]).assign(direction="in"),
+             ccdf(table["degree"]).assign(direction="total")]
+    return pd.concat(parts, ignore_index=True)[["direction", "degree", "ccdf"]]
+
+
+def degrees_from_projection(projection: Projection, table: pd.DataFrame | None = None) -> AnalysisResult:
+    """Degree distributions of an existing projection (from ``table`` when its degrees are already computed)."""
+    table = degree_table(projection) if table is None else table[degree_table_columns(projection)]
+    summary = {"features": len(table), "edges": int(table["out_degree"].sum()),
+               "features_with_out_edges": int((table["out_degree"] > 0).sum()),
+               "downstream_layers": list(projection.layers)}
+    return AnalysisResult("degrees", projection.scope.key, summary,
+                          {"summary": summary_table(table, projection.layers), "features": table,
+                           "ccdf": ccdf_table(table)},
+                          main="summary", command=f"atlas analyze degrees {projection.scope.command_flags()}")
+
+
+def degrees(graph: Graph, scope: Scope) -> AnalysisResult:
+    """Out/in/total degree distributions of a scope, overall and per downstream layer."""
+    with projected(graph, scope) as projection:
+        return degrees_from_projection(projection)

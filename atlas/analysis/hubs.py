@@ -1,0 +1,201 @@
+"""Hubs: features ranked by degree, PageRank and betweenness (GDS), hub classes, unannotated hubs, write-back.
+
+Within one run the graph is bipartite and degree is what matters; PageRank and betweenness become informative when
+several runs chain (L0 -> ..., L5 -> ...), which is why every function takes a scope of runs projected together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+import queries
+from atlas.analysis.degrees import degree_table, degrees_from_projection
+from atlas.analysis.projection import Projection, projected
+from atlas.analysis.result import AnalysisResult
+from atlas.analysis.scope import Scope
+from atlas.db.connection import Graph
+from atlas.errors import AtlasError
+
+# The reference study calls a feature with more than 1,000 edges a hub.
+DEFAULT_THRESHOLD = 1000
+MEASURES = ("out_degree", "in_degree", "degree", "pagerank", "betweenness")
+# Exact betweenness is O(nodes x edges); above this many projected features it is estimated from a seeded sample.
+BETWEENNESS_EXACT_UP_TO = 5000
+BETWEENNESS_SAMPLES = 256
+BETWEENNESS_SEED = 42
+WRITE_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class HubRule:
+    """Which features are hubs: ``by`` above a threshold, or at or above a percentile of the features with edges."""
+
+    threshold: float | None = DEFAULT_THRESHOLD
+    percentile: float | None = None
+    by: str = "out_degree"
+
+    def __post_init__(self) -> None:
+        if self.by not in MEASURES:
+            raise AtlasError(f"hubs can be ranked by {', '.join(MEASURES)}, not {self.by!r}")
+        if self.percentile is not None and not 0 < self.percentile < 100:
+            raise AtlasError(f"--percentile must be between 0 and 100, got {self.percentile}")
+        if (self.threshold is None) == (self.percentile is None):
+            raise AtlasError("choose exactly one hub rule: a threshold or a percentile")
+
+    def cutoff(self, table: pd.DataFrame) -> float:
+        """The value of ``by`` a feature must exceed (threshold) or reach (percentile) to be a hub."""
+        if self.threshold is not None:
+            return float(self.threshold)
+        with_edges = table.loc[table["degree"] > 0, self.by].to_numpy(dtype=float)
+        return float(np.percentile(with_edges, self.percentile)) if with_edges.size else float("inf")
+
+    def classify(self, table: pd.DataFrame) -> pd.Series:
+        """True for the hubs among the rows of a hub table."""
+        cutoff = self.cutoff(table)
+        values = table[self.by]
+        return values > cutoff if self.threshold is not None else values >= cutoff
+
+    def describe(self) -> str:
+        """The rule in words, e.g. ``out_degree > 1000``."""
+        if self.threshold is not None:
+            return f"{self.by} > {self.threshold:g}"
+        return f"{self.by} >= {self.percentile:g}th percentile"
+
+    def flags(self) -> str:
+        """The CLI flags that select this rule."""
+        rule = f"--threshold {self.threshold:g}" if self.threshold is not None else f"--percentile {self.percentile:g}"
+        return f"{rule} --by {self.by}"
+
+
+def _column(rows: list[dict], key: str, index: pd.Index) -> np.ndarray:
+    return pd.Series({row["uid"]: row[key] for row in rows}, dtype=float).reindex(index).to_numpy()
+
+
+def betweenness_config(projection: Projection) -> dict[str, int]:
+    """Exact betweenness for small projections, a seeded sample of source nodes for large ones."""
+    if projection.node_count <= BETWEENNESS_EXACT_UP_TO:
+        return {}
+    return {"samplingSize": BETWEENNESS_SAMPLES, "samplingSeed": BETWEENNESS_SEED}
+
+
+def annotate(graph: Graph, table: pd.DataFrame) -> pd.DataFrame:
+    """Add label, annotated (catalog flag or any enrichment term) and activation_freq to a table with a uid column."""
+    rows = graph.read(queries.internal("feature_annotations").text, uids=table["uid"].tolist())
+    info = pd.DataFrame(rows, columns=["uid", "label", "annotated", "terms", "activation_freq"])
+    merged = table.merge(info, on="uid", how="left")
+    merged["annotated"] = merged["annotated"].fillna(False).astype(bool)
+    return merged
+
+
+def hub_table(projection: Projection, rule: HubRule, betweenness: bool = True, damping: float = 0.85,
+              iterations: int = 20, tolerance: float = 1e-7) -> pd.DataFrame:
+    """Every projected feature with degrees, PageRank, betweenness (NaN when skipped), hub class and rank."""
+    table = degree_table(projection)
+    index = pd.Index(table["uid"])
+    pagerank = projection.stream("pagerank_stream", damping=damping, iterations=iterations, tolerance=tolerance)
+    table["pagerank"] = _column(pagerank, "pagerank", index)
+    table["betweenness"] = np.nan
+    if betweenness:
+        scores = projection.stream("betweenness_stream", config=betweenness_config(projection))
+        table["betweenness"] = _column(scores, "betweenness", index)
+    if rule.by == "betweenness" and not betweenness:
+        raise AtlasError("hubs ranked by betweenness need betweenness: drop --no-betweenness")
+    table = annotate(projection.graph, table)
+    table["hub"] = rule.classify(table)
+    table = table.sort_values([rule.by, "degree", "uid"], ascending=[False, False, True], ignore_index=True)
+    table["hub_rank"] = np.arange(1, len(table) + 1)
+    return table
+
+
+def hubs_from_table(table: pd.DataFrame, projection: Projection, rule: HubRule, top: int) -> AnalysisResult:
+    """The hubs result (summary plus the hub class and the top ranks) of a computed hub table."""
+    hubs = table[table["hub"]]
+    shown = table[table["hub"] | (table["hub_rank"] <= top)]
+    config = betweenness_config(projection)
+    summary = {"features": len(table), "edges": projection.relationship_count, "rule": rule.describe(),
+               "cutoff": rule.cutoff(table), "hubs": len(hubs),
+               "hub_fraction": len(hubs) / len(table) if len(table) else float("nan"),
+               "hubs_annotated": float(hubs["annotated"].mean()) if len(hubs) else float("nan"),
+               "betweenness": ("skipped" if table["betweenness"].isna().all() else
+                               f"sampled from {config['samplingSize']} sources (seed {config['samplingSeed']})"
+                               if config else "exact")}
+    columns = ["hub_rank", "uid", "layer", "label", "annotated", "out_degree", "in_degree", "degree", "pagerank",
+               "betweenness", "hub"]
+    return AnalysisResult("hubs", projection.scope.key, summary, {"hubs": shown[columns].reset_index(drop=True),
+                                                                  "features": table},
+                          main="hubs", command=f"atlas analyze hubs {projection.scope.command_flags()} "
+                                               f"{rule.flags()} --top {top}")
+
+
+def unannotated_from_table(table: pd.DataFrame, projection: Projection, rule: HubRule, genes: int) -> AnalysisResult:
+    """Hubs without any annotation, with their first ``genes`` top genes."""
+    unannotated = table[table["hub"] & ~table["annotated"]].copy()
+    rows = projection.graph.read(queries.internal("feature_top_genes").text, uids=unannotated["uid"].tolist(),
+                                 genes=genes)
+    top_genes = {row["uid"]: row["top_genes"] for row in rows}
+    unannotated["top_genes"] = [top_genes.get(uid, []) for uid in unannotated["uid"]]
+    hubs = int(table["hub"].sum())
+    summary = {"rule": rule.describe(), "hubs": hubs, "unannotated_hubs": len(unannotated),
+               "unannotated_fraction": len(unannotated) / hubs if hubs else float("nan")}
+    columns = ["hub_rank", "uid", "layer", "out_degree", "in_degree", "pagerank", "betweenness", "top_genes"]
+    return AnalysisResult("unannotated-hubs", projection.scope.key, summary,
+                          {"unannotated_hubs": unannotated[columns].reset_index(drop=True)}, main="unannotated_hubs",
+                          command=f"atlas analyze unannotated-hubs {projection.scope.command_flags()} {rule.flags()}")
+
+
+def write_back(graph: Graph, scope: Scope, table: pd.DataFrame) -> int:
+    """Write hub centralities, class and rank onto the feature nodes under ``hub_scope = scope.key``; return rows."""
+    graph.write(queries.internal("hub_clear").text, scope=scope.key)
+    columns = ["uid", "hub", "hub_rank", "out_degree", "in_degree", "pagerank", "betweenness"]
+    rows = [{key: (None if isinstance(value, float) and np.isnan(value) else value) for key, value in row.items()}
+            for row in table[columns].astype(object).to_dict(orient="records")]
+    statement = queries.internal("hub_write").text
+    for start in range(0, len(rows), WRITE_BATCH):
+        graph.write(statement, scope=scope.key, rows=rows[start:start + WRITE_BATCH])
+    return len(rows)
+
+
+def hubs(graph: Graph, scope: Scope, rule: HubRule = HubRule(), top: int = 20, betweenness: bool = True,
+         write: bool = False) -> AnalysisResult:
+    """Rank the features of a scope by degree, PageRank and betweenness; classify hubs; optionally write them back."""
+    with projected(graph, scope) as projection:
+        table = hub_table(projection, rule, betweenness=betweenness)
+        result = hubs_from_table(table, projection, rule, top)
+    if write:
+        result.summary["written"] = write_back(graph, scope, table)
+    return result
+
+
+def unannotated_hubs(graph: Graph, scope: Scope, rule: HubRule = HubRule(), genes: int = 5,
+                     betweenness: bool = False) -> AnalysisResult:
+    """Hubs of a scope that carry no annotation, with their top genes so a person can start annotating them."""
+    with projected(graph, scope) as projection:
+        table = hub_table(projection, rule, betweenness=betweenness)
+        return unannotated_from_table(table, projection, rule, genes)
+
+
+@dataclass
+class HubReport:
+    """Everything of the full hub report, computed on one projection."""
+
+    degrees: AnalysisResult
+    hubs: AnalysisResult
+    unannotated_hubs: AnalysisResult
+    features: pd.DataFrame
+
+
+def hub_report(graph: Graph, scope: Scope, rule: HubRule = HubRule(), top: int = 20, genes: int = 5,
+               write: bool = True) -> HubReport:
+    """Degrees, PageRank, betweenness, hub classes and unannotated hubs on one projection, then the write-back."""
+    with projected(graph, scope) as projection:
+        table = hub_table(projection, rule, betweenness=True)
+        degrees = degrees_from_projection(projection, table)
+        report = HubReport(degrees, hubs_from_table(table, projection, rule, top),
+                           unannotated_from_table(table, projection, rule, genes), table)
+    if write:
+        report.hubs.summary["written"] = write_back(graph, scope, table)
+    return report
+

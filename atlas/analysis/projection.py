@@ -1,0 +1,113 @@
+"""Named GDS projections of a scope, created inside a context that always drops them (also on error).
+
+Before projecting, the size of the scope is counted and GDS estimates the memory the projection needs; when that
+exceeds the server's free heap, the analysis stops with a message saying what to change instead of letting the
+server run out of memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+import queries
+from atlas.analysis.scope import Scope
+from atlas.db.connection import Graph
+from atlas.errors import AtlasError
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A live GDS graph of one scope: its name, size, and helpers to run the internal streaming statements on it."""
+
+    graph: Graph
+    scope: Scope
+    name: str
+    node_count: int
+    relationship_count: int
+    layers: tuple[int, ...]
+
+    def stream(self, statement: str, **parameters: Any) -> list[dict[str, Any]]:
+        """Run the internal statement ``statement`` (a GDS stream over this projection) and return its rows."""
+        return self.graph.read(queries.internal(statement).text, graph_name=self.name, **parameters)
+
+    @staticmethod
+    def relationship_type(layer: int) -> str:
+        """The projected relationship type of the edges into one downstream layer."""
+        return f"L{layer}"
+
+
+@dataclass(frozen=True)
+class MemoryCheck:
+    """The estimate made before projecting."""
+
+    node_count: int
+    relationship_count: int
+    required_bytes: int
+    free_bytes: int
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def free_heap_bytes(graph: Graph) -> int:
+    """Maximum minus used JVM heap of the server (an estimate: used heap includes collectable garbage)."""
+    heap = graph.read(queries.internal("server_heap").text)[0]
+    return int(heap["max"]) - int(heap["used"])
+
+
+def check_memory(graph: Graph, scope: Scope, free_bytes: int | None = None) -> MemoryCheck:
+    """Count the scope, ask GDS for the projection's memory estimate and refuse when it exceeds the free heap."""
+    size = graph.read(queries.internal("scope_size").text, **scope.parameters())[0]
+    if size["relationships"] == 0:
+        raise AtlasError(f"scope {scope.key} has no AFFECTS edges"
+                         + (f" into layer(s) {', '.join(map(str, scope.layers))}" if scope.layers else ""))
+    estimate = graph.read(queries.internal("projection_estimate").text, node_count=size["nodes"],
+                          relationship_count=size["relationships"])[0]
+    free = free_heap_bytes(graph) if free_bytes is None else free_bytes
+    check = MemoryCheck(size["nodes"], size["relationships"], int(estimate["bytes_max"]), free)
+    if check.required_bytes > check.free_bytes:
+        raise AtlasError(
+            f"projecting scope {scope.key} ({check.relationship_count:,} edges, up to {check.node_count:,} features) "
+            f"needs about {_human(check.required_bytes)} of Neo4j heap but only {_human(check.free_bytes)} is free: "
+            "give the server more heap (ATLAS_NEO4J_HEAP=4g atlas db stop/start, or the heap of the NEO4J_URI server) "
+            "or narrow the scope with --layer")
+    return check
+
+
+@contextmanager
+def projected(graph: Graph, scope: Scope, free_bytes: int | None = None) -> Iterator[Projection]:
+    """Project the scope's AFFECTS edges into a GDS graph named after the scope; drop it on exit, whatever happens.
+
+    ``free_bytes`` overrides the server's free heap in the memory check (tests, or a budget lower than the heap).
+    """
+    check_memory(graph, scope, free_bytes)
+    name = scope.projection_name()
+    try:
+        row = graph.read(queries.internal("project_scope").text, graph_name=name, **scope.parameters())[0]
+        types = graph.read(queries.internal("projection_types").text, graph_name=name)[0]["types"]
+        layers = tuple(sorted(int(relationship_type[1:]) for relationship_type in types))
+        yield Projection(graph, scope, name, row["node_count"], row["relationship_count"], layers)
+    except BaseException:
+        # The original error matters more than a failed clean-up (e.g. when the server went away).
+        with suppress(Exception):
+            drop(graph, name)
+        raise
+    drop(graph, name)
+
+
+def drop(graph: Graph, name: str) -> None:
+    """Drop a projection by name; no error when it does not exist."""
+    graph.read(queries.internal("drop_projection").text, graph_name=name)
+
+
+def projection_names(graph: Graph) -> list[str]:
+    """The names of the GDS projections that exist now."""
+    return [row["graph_name"] for row in graph.read(queries.internal("list_projections").text)]

@@ -1,0 +1,64 @@
+"""The one result shape every analysis returns: a summary mapping plus named tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from atlas.errors import AtlasError
+
+
+@dataclass
+class AnalysisResult:
+    """What an analysis found for a scope; ``tables[main]`` is the table `--out` writes and the CLI prints."""
+
+    name: str
+    scope: str
+    summary: dict[str, Any]
+    tables: dict[str, pd.DataFrame]
+    main: str
+    command: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The main table."""
+        return self.tables[self.main]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: summary, notes and every table as a list of records."""
+        return {"analysis": self.name, "scope": self.scope, "summary": self.summary, "notes": self.notes,
+                "tables": {name: records(table) for name, table in self.tables.items()}}
+
+
+def records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of a table as dicts with plain Python values (NaN as None)."""
+    return [{key: _plain(value) for key, value in row.items()} for row in table.to_dict(orient="records")]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and value != value:
+        return None
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def write_table(table: pd.DataFrame, path: Path) -> None:
+    """Write a table as Parquet (``.parquet``) or CSV (``.csv``); list columns are joined for CSV."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        table.to_parquet(path, index=False)
+    elif suffix == ".csv":
+        flat = table.copy()
+        for column in flat.columns:
+            if flat[column].map(lambda value: isinstance(value, (list, tuple))).any():
+                flat[column] = flat[column].map(lambda value: ";".join(map(str, value))
+                                                if isinstance(value, (list, tuple)) else value)
+        flat.to_csv(path, index=False)
+    else:
+        raise AtlasError(f"{path}: --out must end in .parquet or .csv")
