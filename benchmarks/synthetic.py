@@ -131,9 +131,9 @@ def make_synthetic_run(
         code_version=__version__, created_at="2026-01-01T00:00:00+00:00",
         extra={"synthetic": {"scale": scale, "seed": seed}},
     )
-    shard_starts = np.searchsorted(source_features, np.arange(0, FEATURES_PER_LAYER + 1, features_per_shard))
-    for first_feature, (start, stop) in zip(range(0, FEATURES_PER_LAYER, features_per_shard),
-                                            zip(shard_starts[:-1], shard_starts[1:], strict=True), strict=True):
+    first_features = list(range(0, FEATURES_PER_LAYER, features_per_shard))
+    bounds = np.searchsorted(source_features, [*first_features, FEATURES_PER_LAYER])
+    for first_feature, start, stop in zip(first_features, bounds[:-1], bounds[1:], strict=True):
         if start == stop:
             continue
         table = pa.table({

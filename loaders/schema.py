@@ -39,11 +39,17 @@ FEATURE = NodeType(
     indexed=("layer", "annotated", "model"),
 )
 GENE = NodeType("Gene", "id", {"id": "str", "symbol": "str"}, indexed=("symbol",))
-TERM = NodeType("Term", "id", {"id": "str", "name": "str", "source": "str"}, indexed=("name", "source"))
+# id is source:name (see term_id), so a GMT set and an enrichment result of the same library meet in one node.
+TERM = NodeType("Term", "id", {"id": "str", "name": "str", "source": "str", "description": "str"},
+                indexed=("name", "source"))
 RUN = NodeType(
     "Run", "id",
     {"id": "str", "kind": "str", "model": "str", "sae": "str", "source_layer": "int",
-     "downstream_layers": "int[]", "n_cells": "int", "thresholds": "str", "created_at": "str", "status": "str"},
+     "downstream_layers": "int[]", "n_cells": "int", "thresholds": "str", "created_at": "str", "status": "str",
+     # loader bookkeeping (loaders.runs): status is loading | partial | loaded; shards lists the shard files whose
+     # edges are all in the graph (with their SHA-256), loading_shard the one a load was writing when it stopped.
+     "cell_set_digest": "str", "code_version": "str", "trace_status": "str", "edge_count": "int",
+     "shards": "str[]", "shard_checksums": "str[]", "loading_shard": "str", "loading_sha256": "str"},
 )
 INTERACTION = NodeType(
     "Interaction", "id",
@@ -72,7 +78,8 @@ AFFECTS = RelationshipType(
     indexed=("run",),
 )
 TOP_GENE = RelationshipType("TOP_GENE", "Feature", "Gene", {"rank": "int", "weight": "float"})
-ENRICHED_IN = RelationshipType("ENRICHED_IN", "Feature", "Term", {"p_adj": "float"})
+ENRICHED_IN = RelationshipType("ENRICHED_IN", "Feature", "Term",
+                               {"p_adj": "float", "odds_ratio": "float", "n_overlap": "int"})
 MEMBER_OF = RelationshipType("MEMBER_OF", "Gene", "Term", {})
 # Experiment results: an Interaction's member features and its per-target statistics; a Steering's feature.
 HAS_MEMBER = RelationshipType("HAS_MEMBER", "Interaction", "Feature", {"position": "int"})
@@ -88,6 +95,16 @@ RELATIONSHIP_TYPES = (AFFECTS, TOP_GENE, ENRICHED_IN, MEMBER_OF, HAS_MEMBER, INT
 def feature_uid(model: str, sae: str, layer: int, index: int) -> str:
     """The stable, human-readable feature id, e.g. ``geneformer/biosae/L05/F0898``."""
     return f"{model}/{sae}/L{layer:02d}/F{index:04d}"
+
+
+def term_id(source: str, name: str) -> str:
+    """The id of a gene set or ontology term: its library and its name, e.g. ``KEGG_2021_Human:Apoptosis``."""
+    return f"{source}:{name}"
+
+
+def gene_id(name: str) -> str:
+    """The id of a gene given by symbol or Ensembl id: upper-cased, so catalogs and GMT files meet in one node."""
+    return name.strip().upper()
 
 
 def schema_statements() -> list[str]:

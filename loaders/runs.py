@@ -1,0 +1,182 @@
+"""From run directories to graph rows: validation of every shard, feature uids, AFFECTS columns, the Run node.
+
+The online loader (:mod:`loaders.online`) and the offline import writer (:mod:`loaders.offline`) both take their
+rows from here, so the two paths cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from atlas.errors import AtlasError
+from atlas.runformat import SHARD_COMPLETE, Manifest, ShardRecord, read_manifest, read_shard
+from loaders.schema import feature_uid
+
+EXCITATORY, INHIBITORY = "excitatory", "inhibitory"
+LOADING, PARTIAL, LOADED = "loading", "partial", "loaded"
+STATISTICS = ("d", "mean", "std", "consistency", "n", "p", "q")
+# Manifest fields that identify a run: a graph Run node that disagrees with them belongs to another run.
+IDENTITY = ("kind", "model", "sae", "source_layer", "downstream_layers", "n_cells", "cell_set_digest")
+
+
+@dataclass
+class ValidatedRun:
+    """A run directory whose manifest and every complete shard passed validation."""
+
+    run_dir: Path
+    manifest: Manifest
+    shards: list[ShardRecord]                 # complete shards, manifest order
+    incomplete: list[ShardRecord] = field(default_factory=list)
+    features: np.ndarray = field(default_factory=lambda: np.empty((0, 2), np.int64))  # distinct (layer, index)
+
+    @property
+    def run_id(self) -> str:
+        return self.manifest.run_id
+
+    @property
+    def edge_count(self) -> int:
+        return sum(record.rows for record in self.shards)
+
+    def shard(self, name: str) -> ShardRecord | None:
+        """The complete shard record named ``name``, if any."""
+        return next((record for record in self.shards if record.file == name), None)
+
+    def read(self, record: ShardRecord) -> pa.Table:
+        """Read one shard again, re-checking checksum, schema and values (the file may have changed since)."""
+        return read_shard(self.run_dir, record, self.manifest)
+
+
+def edge_keys(table: pa.Table) -> np.ndarray:
+    """One int64 per edge of a run: source feature, target layer and target feature packed together."""
+    source = table.column("source_feature").to_numpy().astype(np.int64)
+    layer = table.column("target_layer").to_numpy().astype(np.int64)
+    target = table.column("target_feature").to_numpy().astype(np.int64)
+    return (source << 32) | (layer << 24) | target
+
+
+def validate_run(run_dir: str | Path, progress: Callable[[ShardRecord], None] | None = None) -> ValidatedRun:
+    """Validate the manifest and every complete shard (checksum, schema, values, no edge in two shards).
+
+    Nothing is written anywhere; every problem raises an AtlasError naming the file, row and column.
+    ``progress`` is called after each shard.
+    """
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    complete = [record for record in manifest.shards if record.status == SHARD_COMPLETE]
+    incomplete = [record for record in manifest.shards if record.status != SHARD_COMPLETE]
+    keys, owners, features = [], [], [np.empty((0, 2), np.int64)]
+    for position, record in enumerate(complete):
+        table = read_shard(run_dir, record, manifest)
+        keys.append(edge_keys(table))
+        owners.append(np.full(table.num_rows, position, np.int32))
+        sources = np.unique(table.column("source_feature").to_numpy())
+        targets = np.unique(np.stack([table.column("target_layer").to_numpy().astype(np.int64),
+                                      table.column("target_feature").to_numpy().astype(np.int64)], axis=1), axis=0)
+        features += [np.stack([np.full(len(sources), manifest.source_layer, np.int64), sources], axis=1), targets]
+        if progress is not None:
+            progress(record)
+    if keys:
+        _refuse_edges_in_two_shards(run_dir, complete, np.concatenate(keys), np.concatenate(owners))
+    distinct = np.unique(np.concatenate(features).astype(np.int64), axis=0)
+    return ValidatedRun(run_dir, manifest, complete, incomplete, distinct)
+
+
+def _refuse_edges_in_two_shards(run_dir: Path, shards: list[ShardRecord], keys: np.ndarray,
+                                owners: np.ndarray) -> None:
+    order = np.argsort(keys, kind="stable")
+    repeated = np.flatnonzero(keys[order][1:] == keys[order][:-1])
+    if repeated.size:
+        first, second = owners[order[repeated[0]]], owners[order[repeated[0] + 1]]
+        key = int(keys[order[repeated[0]]])
+        raise AtlasError(f"{run_dir}: edge {key >> 32} -> L{(key >> 24) & 0xFF}/{key & 0xFFFFFF} is in two shards "
+                         f"({shards[first].file} and {shards[second].file})")
+
+
+def uids(manifest: Manifest, layers: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Feature uids (an object array) for parallel arrays of layers and feature indices, formatted once per feature."""
+    pairs, inverse = np.unique(np.stack([layers.astype(np.int64), indices.astype(np.int64)], axis=1),
+                               axis=0, return_inverse=True)
+    names = np.array([feature_uid(manifest.model, manifest.sae, int(layer), int(index)) for layer, index in pairs],
+                     dtype=object)
+    return names[inverse.reshape(-1)]
+
+
+def feature_rows(run: ValidatedRun) -> list[dict[str, Any]]:
+    """One row per feature the run's edges touch: uid, model, sae, layer, index."""
+    manifest = run.manifest
+    return [{"uid": feature_uid(manifest.model, manifest.sae, int(layer), int(index)), "model": manifest.model,
+             "sae": manifest.sae, "layer": int(layer), "index": int(index)} for layer, index in run.features]
+
+
+def edge_columns(manifest: Manifest, table: pa.Table) -> dict[str, np.ndarray]:
+    """AFFECTS columns of one shard: source and target uids, the statistics as float64/int64, and sign.
+
+    ``q`` is None (no property) until the run is finalised; float32 values widen exactly to float64.
+    """
+    rows = table.num_rows
+    source_layers = np.full(rows, manifest.source_layer, np.int64)
+    columns: dict[str, np.ndarray] = {
+        "source": uids(manifest, source_layers, table.column("source_feature").to_numpy()),
+        "target": uids(manifest, table.column("target_layer").to_numpy(), table.column("target_feature").to_numpy()),
+    }
+    for name in STATISTICS:
+        if name in table.column_names:
+            values = table.column(name).to_numpy()
+            columns[name] = values.astype(np.int64 if name == "n" else np.float64)
+        else:
+            columns[name] = np.full(rows, None, dtype=object)
+    columns["sign"] = np.where(columns["mean"] > 0, EXCITATORY, INHIBITORY).astype(object)
+    return columns
+
+
+def edge_rows(columns: dict[str, np.ndarray], start: int, stop: int) -> list[list[Any]]:
+    """Rows ``[source, target, d, mean, std, consistency, n, p, q, sign]`` (the order ingest_edges.cypher reads)."""
+    names = ("source", "target", *STATISTICS, "sign")
+    return [list(row) for row in zip(*(columns[name][start:stop].tolist() for name in names), strict=True)]
+
+
+def run_properties(manifest: Manifest) -> dict[str, Any]:
+    """The Run node's properties that come from the manifest (thresholds as sorted JSON text)."""
+    return {
+        "id": manifest.run_id, "kind": manifest.kind, "model": manifest.model, "sae": manifest.sae,
+        "source_layer": manifest.source_layer, "downstream_layers": list(manifest.downstream_layers),
+        "n_cells": manifest.n_cells, "thresholds": json.dumps(manifest.thresholds, sort_keys=True),
+        "created_at": manifest.created_at, "cell_set_digest": manifest.cell_set_digest,
+        "code_version": manifest.code_version, "trace_status": manifest.status,
+    }
+
+
+def final_status(run: ValidatedRun, loaded: list[str]) -> str:
+    """``loaded`` when the trace is complete and every shard is in the graph, else ``partial``."""
+    everything = not run.incomplete and {record.file for record in run.shards} <= set(loaded)
+    return LOADED if everything and run.manifest.status != "running" else PARTIAL
+
+
+def loaded_run_properties(run: ValidatedRun) -> dict[str, Any]:
+    """The Run node of a run whose every complete shard is loaded: what both loaders leave behind."""
+    return {**run_properties(run.manifest), "status": final_status(run, [r.file for r in run.shards]),
+            "shards": [record.file for record in run.shards],
+            "shard_checksums": [record.sha256 for record in run.shards], "edge_count": run.edge_count}
+
+
+def check_identity(run: ValidatedRun, existing: dict[str, Any]) -> None:
+    """Refuse to load into a Run node that describes a different run, or whose loaded shards changed since."""
+    expected = run_properties(run.manifest)
+    for name in IDENTITY:
+        if name in existing and existing[name] != expected[name]:
+            raise AtlasError(f"run {run.run_id} is already in the graph with {name} = {existing[name]!r}, but "
+                             f"{run.run_dir} says {expected[name]!r}; delete it first (atlas ingest --delete "
+                             f"{run.run_id}) or give the new run another id")
+    for name, checksum in zip(existing.get("shards") or [], existing.get("shard_checksums") or [], strict=True):
+        record = run.shard(name)
+        if record is None or record.sha256 != checksum:
+            what = "no longer lists it" if record is None else "has a different checksum for it"
+            raise AtlasError(f"run {run.run_id}: shard {name} is loaded, but {run.run_dir} {what}; delete the run "
+                             f"(atlas ingest --delete {run.run_id}) and load it again")

@@ -1,0 +1,249 @@
+"""The online edge loader against the real Neo4j: round trips, exactly-once shards, recovery, refusals, deletion."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from atlas.errors import AtlasError
+from atlas.runformat import read_manifest, write_manifest, write_shard
+from benchmarks.synthetic import make_synthetic_run
+from loaders.digest import graph_digest
+from loaders.online import delete_run, ingest_run, run_state
+from loaders.runs import validate_run
+from loaders.schema import AFFECTS, feature_uid
+
+pytestmark = pytest.mark.neo4j
+SCALE = 0.002  # 8 source features, about 2,800 edges
+
+
+@pytest.fixture(scope="module")
+def run_template(tmp_path_factory) -> Path:
+    return make_synthetic_run(tmp_path_factory.mktemp("run") / "L05", scale=SCALE, seed=1, features_per_shard=1024)
+
+
+@pytest.fixture
+def run_dir(run_template, tmp_path) -> Path:
+    """A private copy of the small run that a test may damage."""
+    copy = tmp_path / run_template.name
+    copy.mkdir()
+    for path in run_template.iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    return copy
+
+
+def shard_edges(run_dir: Path) -> dict[tuple[str, str], dict]:
+    """(source uid, target uid) -> AFFECTS properties, computed from the shards alone."""
+    manifest = read_manifest(run_dir)
+    edges = {}
+    for record in manifest.shards:
+        for row in pq.read_table(run_dir / record.file).to_pylist():
+            source = feature_uid(manifest.model, manifest.sae, row["source_layer"], row["source_feature"])
+            target = feature_uid(manifest.model, manifest.sae, row["target_layer"], row["target_feature"])
+            properties = {name: row[name] for name in ("d", "mean", "std", "consistency", "n", "p", "q") if name in row}
+            edges[source, target] = {**properties, "run": row["run_id"],
+                                     "sign": "excitatory" if row["mean"] > 0 else "inhibitory"}
+    return edges
+
+
+def graph_edges(graph, run_id: str) -> list[tuple[tuple[str, str], dict]]:
+    rows = graph.read("MATCH (s:Feature)-[e:AFFECTS {run: $run}]->(t:Feature) "
+                      "RETURN s.uid AS source, t.uid AS target, properties(e) AS properties", run=run_id)
+    return [((row["source"], row["target"]), row["properties"]) for row in rows]
+
+
+def rewrite_shard(run_dir: Path, position: int, change) -> None:
+    """Replace shard ``position`` by ``change(table)`` and record its new checksum in the manifest."""
+    manifest = read_manifest(run_dir)
+    record = manifest.shards[position]
+    table = change(pq.read_table(run_dir / record.file))
+    manifest.shards[position] = replace(write_shard(run_dir, record.file, table),
+                                        source_features=record.source_features, cells=record.cells)
+    write_manifest(run_dir, manifest)
+
+
+def with_value(table: pa.Table, column: str, row: int, value) -> pa.Table:
+    values = table.column(column).to_pylist()
+    values[row] = value
+    index = table.column_names.index(column)
+    return table.set_column(index, column, pa.array(values, table.schema.field(column).type))
+
+
+def test_every_edge_property_reads_back_as_written(clean_graph, run_dir):
+    report = ingest_run(clean_graph, run_dir)
+    expected = shard_edges(run_dir)
+    loaded = graph_edges(clean_graph, report.run_id)
+    assert report.edges_written == len(expected) == len(loaded)
+    assert dict(loaded) == expected
+    assert set(loaded[0][1]) == set(AFFECTS.properties)
+
+
+def test_run_and_feature_nodes_carry_the_manifest(clean_graph, run_dir):
+    manifest = read_manifest(run_dir)
+    ingest_run(clean_graph, run_dir)
+    run = run_state(clean_graph, manifest.run_id)
+    assert run["status"] == "loaded"
+    assert (run["model"], run["sae"], run["source_layer"]) == (manifest.model, manifest.sae, manifest.source_layer)
+    assert run["downstream_layers"] == manifest.downstream_layers
+    assert json.loads(run["thresholds"]) == manifest.thresholds
+    assert run["shards"] == [record.file for record in manifest.shards]
+    assert run["shard_checksums"] == [record.sha256 for record in manifest.shards]
+    assert run["edge_count"] == sum(record.rows for record in manifest.shards)
+    features = clean_graph.read("MATCH (f:Feature) RETURN f.uid AS uid, f.layer AS layer, f.index AS index, "
+                                "f.model AS model, f.sae AS sae")
+    assert all(row["uid"] == feature_uid(row["model"], row["sae"], row["layer"], row["index"]) for row in features)
+    assert {row["uid"] for row in features} == {uid for edge in shard_edges(run_dir) for uid in edge}
+
+
+def test_rerun_after_success_changes_nothing(clean_graph, run_dir):
+    ingest_run(clean_graph, run_dir)
+    before = graph_digest(clean_graph)
+    again = ingest_run(clean_graph, run_dir)
+    assert again.edges_written == 0 and again.shards_loaded == []
+    assert len(again.shards_already_loaded) == len(read_manifest(run_dir).shards)
+    assert graph_digest(clean_graph) == before
+
+
+class Interrupt(Exception):
+    """Stands for a crash or Ctrl-C between two committed batches."""
+
+
+def test_a_shard_interrupted_half_way_is_cleaned_and_reloaded(clean_graph, run_dir):
+    first_shard_rows = read_manifest(run_dir).shards[0].rows
+
+    def stop_in_second_shard(written: int, total: int) -> None:
+        if written > first_shard_rows:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        ingest_run(clean_graph, run_dir, batch_size=100, progress=stop_in_second_shard)
+    manifest = read_manifest(run_dir)
+    state = run_state(clean_graph, manifest.run_id)
+    assert state["loading_shard"] == manifest.shards[1].file
+    assert state["shards"] == [manifest.shards[0].file]
+    partial = len(graph_edges(clean_graph, manifest.run_id))
+    assert first_shard_rows < partial < first_shard_rows + manifest.shards[1].rows
+
+    report = ingest_run(clean_graph, run_dir, batch_size=100)
+    assert report.recovered_shard == manifest.shards[1].file
+    assert report.edges_removed_in_recovery == partial - first_shard_rows
+    assert report.shards_already_loaded == [manifest.shards[0].file]
+    loaded = graph_edges(clean_graph, manifest.run_id)
+    assert len(loaded) == len(dict(loaded)) == len(shard_edges(run_dir))  # no duplicate, nothing missing
+    assert dict(loaded) == shard_edges(run_dir)
+    assert "loading_shard" not in run_state(clean_graph, manifest.run_id)
+
+
+def test_a_bad_value_in_the_last_shard_is_refused_before_anything_is_written(clean_graph, run_dir):
+    last = len(read_manifest(run_dir).shards) - 1
+    rewrite_shard(run_dir, last, lambda table: with_value(table, "consistency", 7, 1.5))
+    with pytest.raises(AtlasError, match=r"edges-\d+\.parquet: row 7, column consistency: .* must be in \[0, 1\]"):
+        ingest_run(clean_graph, run_dir)
+    assert graph_digest(clean_graph)["nodes"] == {}
+
+
+def test_a_shard_that_changed_after_the_manifest_is_refused(clean_graph, run_dir):
+    shard = run_dir / read_manifest(run_dir).shards[0].file
+    shard.write_bytes(shard.read_bytes()[:-10])
+    with pytest.raises(AtlasError, match="checksum does not match"):
+        ingest_run(clean_graph, run_dir)
+    assert graph_digest(clean_graph)["nodes"] == {}
+
+
+def test_an_edge_listed_in_two_shards_is_refused(run_dir):
+    first = pq.read_table(run_dir / read_manifest(run_dir).shards[0].file)
+    rewrite_shard(run_dir, 1, lambda table: pa.concat_tables([table, first.slice(3, 1)]))
+    with pytest.raises(AtlasError, match=r"is in two shards \(edges-\d+\.parquet and edges-\d+\.parquet\)"):
+        validate_run(run_dir)
+
+
+def test_incomplete_shards_wait_and_load_once_complete(clean_graph, tmp_path):
+    run_dir = make_synthetic_run(tmp_path / "tracing", scale=SCALE, seed=1, features_per_shard=1024, finalized=False)
+    manifest = read_manifest(run_dir)
+    complete_status = manifest.status
+    manifest.status, manifest.shards[-1].status = "running", "running"
+    write_manifest(run_dir, manifest)
+    report = ingest_run(clean_graph, run_dir)
+    assert report.status == "partial" and report.shards_incomplete == [manifest.shards[-1].file]
+    assert len(graph_edges(clean_graph, manifest.run_id)) == sum(record.rows for record in manifest.shards[:-1])
+
+    manifest.status, manifest.shards[-1].status = complete_status, "complete"
+    write_manifest(run_dir, manifest)
+    report = ingest_run(clean_graph, run_dir)
+    assert report.status == "loaded" and report.shards_loaded == [manifest.shards[-1].file]
+    assert dict(graph_edges(clean_graph, manifest.run_id)) == shard_edges(run_dir)
+
+
+def test_a_different_run_under_a_loaded_id_is_refused(clean_graph, run_dir, tmp_path):
+    ingest_run(clean_graph, run_dir)
+    other = make_synthetic_run(tmp_path / "other", scale=SCALE, seed=1, source_layer=4,
+                               run_id=read_manifest(run_dir).run_id)
+    before = graph_digest(clean_graph)
+    with pytest.raises(AtlasError, match="already in the graph with source_layer = 5"):
+        ingest_run(clean_graph, other)
+    assert graph_digest(clean_graph) == before
+
+
+def test_adding_then_deleting_a_run_leaves_the_other_run_untouched(clean_graph, run_dir, tmp_path):
+    ingest_run(clean_graph, run_dir)
+    only_first = graph_digest(clean_graph)
+    first_edges = dict(graph_edges(clean_graph, read_manifest(run_dir).run_id))
+    second = make_synthetic_run(tmp_path / "L04", scale=SCALE, seed=2, source_layer=4, downstream_layers=(5, 6, 11))
+    ingest_run(clean_graph, second)
+    assert dict(graph_edges(clean_graph, read_manifest(run_dir).run_id)) == first_edges
+    second_id = read_manifest(second).run_id
+    assert len(graph_edges(clean_graph, second_id)) == len(shard_edges(second))
+
+    report = delete_run(clean_graph, second_id, batch_size=500)
+    assert report.run_deleted and report.edges_deleted == len(shard_edges(second))
+    after = graph_digest(clean_graph)
+    assert after["relationships"] == only_first["relationships"]
+    assert run_state(clean_graph, second_id) is None
+    assert dict(graph_edges(clean_graph, read_manifest(run_dir).run_id)) == first_edges
+    # The second run's features stay (annotations may hang on them); only its edges and Run node are gone.
+    assert after["nodes"]["Run"] == 1 and after["nodes"]["Feature"] >= only_first["nodes"]["Feature"]
+
+
+def test_deleting_an_unknown_run_is_an_error(clean_graph):
+    with pytest.raises(AtlasError, match="no run 'nope' in the graph"):
+        delete_run(clean_graph, "nope")
+
+
+def test_the_loader_never_imports_torch(run_template):
+    code = ("import sys, loaders.online, loaders.digest; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+
+
+def _atlas(*args: str) -> subprocess.CompletedProcess:
+    atlas = Path(sys.executable).parent / "atlas"
+    return subprocess.run([str(atlas), *args], capture_output=True, text=True, env=os.environ.copy(),
+                          cwd=Path(__file__).parent.parent, timeout=300)
+
+
+def test_cli_ingests_reruns_and_deletes_with_json(clean_graph, run_dir):
+    first = _atlas("ingest", str(run_dir), "--json")
+    assert first.returncode == 0, first.stderr
+    [report] = json.loads(first.stdout)
+    assert report["status"] == "loaded" and report["edges_written"] == len(shard_edges(run_dir))
+    [again] = json.loads(_atlas("ingest", str(run_dir), "--json").stdout)
+    assert again["edges_written"] == 0
+    deleted = json.loads(_atlas("ingest", "--delete", report["run_id"], "--json").stdout)
+    assert deleted == {"run_id": report["run_id"], "edges_deleted": report["edges_written"], "run_deleted": True}
+
+
+def test_cli_reports_a_bad_shard_in_one_line_and_exits_non_zero(clean_graph, run_dir):
+    rewrite_shard(run_dir, 0, lambda table: with_value(table, "d", 2, float("nan")))
+    result = _atlas("ingest", str(run_dir), "--quiet")
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "row 2, column d" in result.stderr and "NaN" in result.stderr
+
