@@ -1,0 +1,124 @@
+"""Feature catalogs, their enrichment annotations and GMT gene sets as graph rows, and their online loader.
+
+Rows (:class:`AnnotationRows`) are plain dicts keyed by the schema's property names; the online loader MERGEs them
+(reruns change nothing) and the offline import writer turns the same rows into CSV. A new source of annotations
+(e.g. an enrichment of catalog top genes against a GMT library) only has to build rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import queries
+from atlas.catalog import LayerCatalog
+from atlas.db.connection import Graph
+from loaders.gmt import GeneSet
+from loaders.schema import feature_uid, gene_id, term_id
+
+BATCH_SIZE = 5_000
+
+
+@dataclass
+class AnnotationRows:
+    """Nodes and relationships of annotations, deduplicated by key (first node wins, best-ranked edge wins)."""
+
+    features: dict[str, dict[str, Any]] = field(default_factory=dict)     # uid -> Feature properties
+    genes: dict[str, dict[str, Any]] = field(default_factory=dict)        # id -> Gene properties
+    terms: dict[str, dict[str, Any]] = field(default_factory=dict)        # id -> Term properties
+    top_genes: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)    # (feature, gene) -> props
+    enriched_in: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (feature, term) -> props
+    member_of: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)    # (gene, term) -> {}
+
+    def add_gene(self, name: str) -> str:
+        """Add a gene by symbol or Ensembl id (first spelling wins); return its id."""
+        key = gene_id(name)
+        self.genes.setdefault(key, {"id": key, "symbol": name.strip()})
+        return key
+
+    def add_term(self, source: str, name: str, description: str | None = None) -> str:
+        """Add a term of a library; a later description fills one that was missing. Return its id."""
+        key = term_id(source, name)
+        term = self.terms.setdefault(key, {"id": key, "name": name, "source": source, "description": None})
+        term["description"] = term["description"] or description or None
+        return key
+
+    def merge(self, other: AnnotationRows) -> AnnotationRows:
+        """Add another set of rows (this one's entries win on equal keys)."""
+        for name in ("features", "genes", "top_genes", "enriched_in", "member_of"):
+            mine = getattr(self, name)
+            for key, value in getattr(other, name).items():
+                mine.setdefault(key, value)
+        for term in other.terms.values():
+            self.add_term(term["source"], term["name"], term["description"])
+        return self
+
+    def counts(self) -> dict[str, int]:
+        """Rows of each kind."""
+        return {name: len(getattr(self, name))
+                for name in ("features", "genes", "terms", "top_genes", "enriched_in", "member_of")}
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else value
+
+
+def catalog_rows(catalogs: Iterable[LayerCatalog], model: str, sae: str) -> AnnotationRows:
+    """Features (activation_freq, annotated, label), their top genes and their enrichment terms."""
+    rows = AnnotationRows()
+    for catalog in catalogs:
+        for feature in catalog.features:
+            uid = feature_uid(model, sae, catalog.layer, feature.index)
+            rows.features[uid] = {"uid": uid, "model": model, "sae": sae, "layer": catalog.layer,
+                                  "index": feature.index, "activation_freq": feature.activation_freq,
+                                  "annotated": feature.annotated, "label": feature.label}
+            for rank, gene in enumerate(feature.top_genes, start=1):
+                rows.top_genes.setdefault((uid, rows.add_gene(gene.gene_name)), {"rank": rank, "weight": gene.weight})
+            ranked = sorted(feature.annotations, key=lambda a: math.inf if a.p_adjusted is None else a.p_adjusted)
+            for annotation in ranked:
+                term = rows.add_term(annotation.ontology, annotation.term)
+                rows.enriched_in.setdefault((uid, term), {
+                    "p_adj": annotation.p_adjusted, "odds_ratio": _finite(annotation.odds_ratio),
+                    "n_overlap": annotation.n_overlap})
+    return rows
+
+
+def gene_set_rows(sets: Iterable[GeneSet], source: str) -> AnnotationRows:
+    """Terms of one GMT library (id ``source:name``, description from the file) and their member genes."""
+    rows = AnnotationRows()
+    for gene_set in sets:
+        term = rows.add_term(source, gene_set.name, gene_set.description)
+        for gene in gene_set.genes:
+            rows.member_of.setdefault((rows.add_gene(gene), term), {})
+    return rows
+
+
+def _pairs(relationships: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"source": source, "target": target, **properties}
+            for (source, target), properties in relationships.items()]
+
+
+def load_annotations(graph: Graph, rows: AnnotationRows, batch_size: int = BATCH_SIZE,
+                     progress: Callable[[int], None] | None = None) -> dict[str, int]:
+    """MERGE the rows (nodes first, then relationships) in batches; return the summed update counters."""
+    steps = [
+        ("annotate_genes", list(rows.genes.values())),
+        ("annotate_terms", list(rows.terms.values())),
+        ("annotate_features", list(rows.features.values())),
+        ("annotate_top_genes", _pairs(rows.top_genes)),
+        ("annotate_enriched_in", _pairs(rows.enriched_in)),
+        ("annotate_member_of", _pairs(rows.member_of)),
+    ]
+    totals: dict[str, int] = {}
+    for name, batch_rows in steps:
+        statement = queries.internal(name).text
+        for start in range(0, len(batch_rows), batch_size):
+            counters = graph.write(statement, rows=batch_rows[start:start + batch_size])
+            for key, value in counters.items():
+                if isinstance(value, int) and not isinstance(value, bool):
+                    totals[key] = totals.get(key, 0) + value
+            if progress is not None:
+                progress(len(batch_rows[start:start + batch_size]))
+    return totals
