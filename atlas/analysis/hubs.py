@@ -70,6 +70,9 @@ class HubRule:
         return f"{rule} --by {self.by}"
 
 
+DEFAULT_RULE = HubRule()
+
+
 def _column(rows: list[dict], key: str, index: pd.Index) -> np.ndarray:
     return pd.Series({row["uid"]: row[key] for row in rows}, dtype=float).reindex(index).to_numpy()
 
@@ -158,7 +161,7 @@ def write_back(graph: Graph, scope: Scope, table: pd.DataFrame) -> int:
     return len(rows)
 
 
-def hubs(graph: Graph, scope: Scope, rule: HubRule = HubRule(), top: int = 20, betweenness: bool = True,
+def hubs(graph: Graph, scope: Scope, rule: HubRule = DEFAULT_RULE, top: int = 20, betweenness: bool = True,
          write: bool = False) -> AnalysisResult:
     """Rank the features of a scope by degree, PageRank and betweenness; classify hubs; optionally write them back."""
     with projected(graph, scope) as projection:
@@ -169,7 +172,7 @@ def hubs(graph: Graph, scope: Scope, rule: HubRule = HubRule(), top: int = 20, b
     return result
 
 
-def unannotated_hubs(graph: Graph, scope: Scope, rule: HubRule = HubRule(), genes: int = 5,
+def unannotated_hubs(graph: Graph, scope: Scope, rule: HubRule = DEFAULT_RULE, genes: int = 5,
                      betweenness: bool = False) -> AnalysisResult:
     """Hubs of a scope that carry no annotation, with their top genes so a person can start annotating them."""
     with projected(graph, scope) as projection:
@@ -187,7 +190,7 @@ class HubReport:
     features: pd.DataFrame
 
 
-def hub_report(graph: Graph, scope: Scope, rule: HubRule = HubRule(), top: int = 20, genes: int = 5,
+def hub_report(graph: Graph, scope: Scope, rule: HubRule = DEFAULT_RULE, top: int = 20, genes: int = 5,
                write: bool = True) -> HubReport:
     """Degrees, PageRank, betweenness, hub classes and unannotated hubs on one projection, then the write-back."""
     with projected(graph, scope) as projection:
