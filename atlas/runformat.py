@@ -160,6 +160,12 @@ def _atomic_write(path: Path, payload: bytes) -> None:
         raise
 
 
+def write_file_atomically(path: Path, payload: bytes) -> str:
+    """Write any run-directory file atomically (temporary file, fsync, rename); return its SHA-256."""
+    _atomic_write(Path(path), payload)
+    return hashlib.sha256(payload).hexdigest()
+
+
 def write_shard(run_dir: Path, name: str, table: pa.Table) -> ShardRecord:
     """Write one edge shard atomically with the contract schema; return its manifest record."""
     schema = FINAL_EDGE_SCHEMA if "q" in table.column_names else EDGE_SCHEMA

@@ -117,3 +117,13 @@ def build_tiny_atlas(root: str | Path, model: BertForMaskedLM, cells: list[np.nd
         write_layer_catalog(layer_dir, catalog)
         saes[layer] = sae
     return saes
+
+
+def save_tiny_cells(path: str | Path, cells: list[np.ndarray]) -> Path:
+    """Write cells as a tokenized Geneformer dataset (a Hugging Face ``datasets`` directory with ``input_ids``)."""
+    import datasets
+
+    path = Path(path)
+    datasets.Dataset.from_dict({"input_ids": [cell.tolist() for cell in cells],
+                                "length": [len(cell) for cell in cells]}).save_to_disk(str(path))
+    return path

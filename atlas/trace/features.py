@@ -1,0 +1,73 @@
+"""Which source features to trace: all active ones, an explicit list, or the reference's selective baseline."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+from atlas.catalog import CatalogFeature, LayerCatalog
+from atlas.errors import AtlasError
+from atlas.trace.engine import clean_pass
+from atlas.trace.setup import TraceSetup
+
+DEFAULT_MIN_FREQUENCY = 0.001
+
+
+def active_from_catalog(catalog: LayerCatalog, min_frequency: float = DEFAULT_MIN_FREQUENCY) -> np.ndarray:
+    """Features whose catalogued activation frequency is at least ``min_frequency`` (the study's 4,065 at L5)."""
+    return np.asarray(sorted(f.index for f in catalog.features if f.activation_freq >= min_frequency), dtype=np.int64)
+
+
+@torch.no_grad()
+def measure_activation_frequency(setup: TraceSetup, cells: Iterable[np.ndarray]) -> np.ndarray:
+    """Fraction of gene positions of ``cells`` where each source-layer feature is active."""
+    sae = setup.source_sae
+    counts = torch.zeros(sae.n_features, dtype=torch.float64, device=setup.device)
+    positions = 0
+    for tokens in cells:
+        ids, genes = setup.input_ids(tokens)
+        if genes.numel():
+            hidden = clean_pass(setup, ids, [setup.source_layer])[setup.source_layer][genes]
+            counts += (sae.encode(hidden.to(sae.W_dec.dtype)) > 0).sum(dim=0)
+            positions += genes.numel()
+    if not positions:
+        raise AtlasError("the cells have no gene tokens, so activation frequencies cannot be measured")
+    return (counts / positions).cpu().numpy()
+
+
+def active_from_frequencies(frequencies: np.ndarray, min_frequency: float = DEFAULT_MIN_FREQUENCY) -> np.ndarray:
+    """Indices whose frequency is at least ``min_frequency``."""
+    return np.flatnonzero(np.asarray(frequencies) >= min_frequency).astype(np.int64)
+
+
+def annotation_score(feature: CatalogFeature) -> float:
+    """The reference's annotation quality: 10 x ontologies + annotations - log10(min adjusted p)."""
+    ontologies = {annotation.ontology for annotation in feature.annotations}
+    return 10 * len(ontologies) + len(feature.annotations) - math.log10(max(feature.min_p_adjusted, 1e-30))
+
+
+def selective_baseline(catalog: LayerCatalog, top_n: int, min_genes: int = 10, min_frequency: float = 0.01
+                       ) -> np.ndarray:
+    """The reference's selective choice: the ``top_n`` annotated features by annotation quality, among those with at
+    least ``min_genes`` top genes and activation frequency >= ``min_frequency``; returned sorted by index."""
+    candidates = [f for f in catalog.features
+                  if f.annotated and len(f.top_genes) >= min_genes and f.activation_freq >= min_frequency]
+    ranked = sorted(candidates, key=lambda f: (-annotation_score(f), f.index))[:top_n]
+    return np.asarray(sorted(f.index for f in ranked), dtype=np.int64)
+
+
+def parse_feature_list(text: str) -> np.ndarray:
+    """``"3,7,10-12"`` -> [3, 7, 10, 11, 12]."""
+    features: list[int] = []
+    try:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            first, _, last = part.partition("-")
+            features.extend(range(int(first), int(last or first) + 1))
+    except ValueError as error:
+        raise AtlasError(f"feature list {text!r}: use comma-separated indices and ranges like 3,7,10-12") from error
+    if not features:
+        raise AtlasError("the feature list is empty")
+    return np.unique(np.asarray(features, dtype=np.int64))
