@@ -71,3 +71,38 @@ def parse_feature_list(text: str) -> np.ndarray:
     if not features:
         raise AtlasError("the feature list is empty")
     return np.unique(np.asarray(features, dtype=np.int64))
+
+
+def select_source_features(spec: str, setup: TraceSetup, catalog: LayerCatalog | None, cells: list[np.ndarray],
+                           min_frequency: float = DEFAULT_MIN_FREQUENCY, frequency_source: str = "auto",
+                           min_top_genes: int = 10) -> tuple[np.ndarray, dict]:
+    """Resolve a feature spec to sorted source features and a description for the manifest.
+
+    ``all``: every feature with activation frequency >= ``min_frequency``, read from the catalog
+    (``frequency_source`` ``catalog``), measured on the cells (``cells``), or catalog when present (``auto``);
+    ``selective:N``: the reference's top-N by annotation quality among features with >= ``min_top_genes`` top genes
+    and frequency >= 0.01 (needs a catalog); otherwise an explicit list
+    such as ``3,7,10-12``.
+    """
+    if spec == "all":
+        source = ("catalog" if catalog is not None else "cells") if frequency_source == "auto" else frequency_source
+        if source == "catalog":
+            if catalog is None:
+                raise AtlasError(f"no feature catalog for layer {setup.source_layer}; use --frequency-source cells")
+            features = active_from_catalog(catalog, min_frequency)
+        elif source == "cells":
+            features = active_from_frequencies(measure_activation_frequency(setup, cells), min_frequency)
+        else:
+            raise AtlasError(f"frequency source {frequency_source!r} is not auto, catalog or cells")
+        return features, {"method": "all_active", "min_frequency": min_frequency, "frequency_source": source}
+    if spec.startswith("selective:"):
+        if catalog is None:
+            raise AtlasError("the selective baseline ranks features by annotation quality: it needs a feature catalog")
+        try:
+            top_n = int(spec.split(":", 1)[1])
+        except ValueError as error:
+            raise AtlasError(f"{spec!r}: use selective:N with N a number") from error
+        return selective_baseline(catalog, top_n, min_top_genes), {"method": "selective", "top_n": top_n,
+                                                                   "min_top_genes": min_top_genes}
+    features = setup.check_features(parse_feature_list(spec))
+    return features, {"method": "list"}

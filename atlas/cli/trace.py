@@ -1,0 +1,248 @@
+"""`atlas trace`: plan a circuit-tracing run, run its units (anywhere, resumably), merge and finalise it."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import click
+
+from atlas.cli.output import emit_json, emit_mapping
+from atlas.errors import AtlasError
+
+
+@click.group()
+def trace() -> None:
+    """Trace SAE-feature circuits: ablate source-layer features, measure every downstream feature's change.
+
+    \b
+    A run is planned once, then its units (source-feature range x cell range) run in any order, on any
+    number of machines; `run` without --unit also merges and finalises (run-level BH q-values).
+    \b
+    Examples:
+      atlas trace plan --model ./Geneformer-V2-316M --saes ./sae_models --cells k562.dataset \\
+          --preset paper-l5 --out runs/l5
+      atlas trace run runs/l5
+      atlas trace run runs/l5 --unit-from-env SLURM_ARRAY_TASK_ID   # one unit per array task
+      atlas trace merge runs/l5 && atlas trace finalize runs/l5
+    """
+
+
+def _layer_list(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    from atlas.trace.features import parse_feature_list
+
+    return parse_feature_list(text).tolist()
+
+
+@trace.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(path_type=Path),
+              help="Hugging Face BertForMaskedLM directory (loaded from disk only).")
+@click.option("--saes", "sae_dir", required=True, type=click.Path(path_type=Path),
+              help="SAE atlas root with layerNN_xE_kK/sae_final.pt directories.")
+@click.option("--cells", "cells_path", required=True, type=click.Path(path_type=Path),
+              help="Tokenized Geneformer dataset directory, or an .h5ad (then pass both dictionaries).")
+@click.option("--token-dictionary", type=click.Path(path_type=Path), help="Geneformer token dictionary.")
+@click.option("--gene-median-dictionary", type=click.Path(path_type=Path), help="Geneformer gene-median dictionary.")
+@click.option("--out", "run_dir", required=True, type=click.Path(path_type=Path), help="Run directory to create.")
+@click.option("--preset", default="full-depth", show_default=True,
+              help="paper-l5 (L5 -> 6, 11, 17 over 20 cells) or full-depth (every later layer with an SAE).")
+@click.option("--source-layer", type=int, help="Layer whose features are ablated (overrides the preset).")
+@click.option("--downstream", help="Measured layers, e.g. 6,11,17 or 6-17 (overrides the preset).")
+@click.option("--features", "feature_spec", default="all", show_default=True,
+              help="all (active features), selective:N (reference's top-N by annotation) or a list like 3,7,10-12.")
+@click.option("--min-top-genes", default=10, show_default=True,
+              help="selective:N considers only features with at least this many catalogued top genes.")
+@click.option("--min-frequency", default=0.001, show_default=True, help="Activation frequency defining 'active'.")
+@click.option("--frequency-source", default="auto", show_default=True, type=click.Choice(["auto", "catalog", "cells"]),
+              help="Where activation frequencies come from (auto: the catalog when present).")
+@click.option("--n-cells", type=int, help="Use the first N cells (default: the preset's, else all).")
+@click.option("--max-length", default=2048, show_default=True, help="Truncate cells to this many tokens.")
+@click.option("--features-per-shard", default=256, show_default=True, help="Source features per unit.")
+@click.option("--cells-per-shard", type=int, help="Cells per unit (default: all cells in one range).")
+@click.option("--d-threshold", default=0.5, show_default=True, help="Significant when |Cohen's d| exceeds this.")
+@click.option("--consistency-threshold", default=0.7, show_default=True, help="... and consistency exceeds this.")
+@click.option("--consistency", "consistency_mode", default="reference", show_default=True,
+              type=click.Choice(["reference", "signed"]),
+              help="reference: max(#>0, n-#>0)/n as the study's code; signed: share of cells with the mean's sign.")
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16", "fp16"]),
+              help="Model precision (fp32 reproduces the reference).")
+@click.option("--batch-size", default=32, show_default=True, help="Ablated variants per forward pass.")
+@click.option("--run-id", help="Run id (default: derived from the inputs).")
+@click.option("--device", default="cpu", show_default=True, help="Device for planning (measuring frequencies).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plan(model_dir: Path, sae_dir: Path, cells_path: Path, token_dictionary: Path | None,
+         gene_median_dictionary: Path | None, run_dir: Path, preset: str, source_layer: int | None,
+         downstream: str | None, feature_spec: str, min_top_genes: int, min_frequency: float, frequency_source: str,
+         n_cells: int | None, max_length: int, features_per_shard: int, cells_per_shard: int | None,
+         d_threshold: float, consistency_threshold: float, consistency_mode: str, precision: str, batch_size: int,
+         run_id: str | None, device: str, as_json: bool) -> None:
+    """Select source features, validate the inputs against each other and write the run's plan.
+
+    \b
+    Example:
+      atlas trace plan --model ./gf --saes ./saes --cells cells.dataset --source-layer 1 --out runs/l1
+    """
+    from atlas.catalog import CATALOG, read_layer_catalog
+    from atlas.sae.biosae import find_layer_dirs
+    from atlas.trace.features import select_source_features
+    from atlas.trace.presets import PRESETS, resolve_layers
+    from atlas.trace.run import TraceConfig, plan_run
+    from atlas.trace.stats import Thresholds
+
+    sae_layers = find_layer_dirs(sae_dir)
+    source, layers = resolve_layers(preset, source_layer, _layer_list(downstream), sorted(sae_layers))
+    config = TraceConfig(model=str(model_dir), saes=str(sae_dir), cells=str(cells_path), source_layer=source,
+                         downstream_layers=layers, token_dictionary=_optional(token_dictionary),
+                         gene_median_dictionary=_optional(gene_median_dictionary), max_length=max_length,
+                         n_cells=n_cells if n_cells is not None else PRESETS[preset].n_cells, precision=precision,
+                         batch_size=batch_size)
+    cells = config.load_cells()
+    setup = config.load_setup(device)
+    for position, tokens in enumerate(cells.input_ids):
+        if tokens.size and int(tokens.max()) >= setup.model.config.vocab_size:
+            raise AtlasError(f"cell {position} has token id {int(tokens.max())}, beyond the model's vocabulary "
+                             f"({setup.model.config.vocab_size}): cells and model do not match")
+    source_dir = sae_layers.get(source)
+    catalog = read_layer_catalog(source_dir) if source_dir and (source_dir / CATALOG).is_file() else None
+    features, selection = select_source_features(feature_spec, setup, catalog, cells.input_ids, min_frequency,
+                                                 frequency_source, min_top_genes)
+    thresholds = Thresholds(d_threshold, consistency_threshold, consistency_mode)
+    manifest = plan_run(run_dir, config, features, thresholds=thresholds, features_per_shard=features_per_shard,
+                        cells_per_shard=cells_per_shard, cells=cells, selection=selection, run_id=run_id)
+    data = {"run_dir": str(run_dir), "run_id": manifest.run_id, "source_layer": source, "downstream_layers": layers,
+            "source_features": len(features), "cells": cells.n_cells, "units": len(manifest.extra["plan"]["units"]),
+            "selection": selection["method"]}
+    if as_json:
+        emit_json(data)
+    else:
+        emit_mapping(data, title="Planned trace run")
+        click.echo(f"next: atlas trace run {run_dir}")
+
+
+def _optional(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _units_from_env(variable: str | None, units: tuple[int, ...]) -> list[int] | None:
+    if variable is None:
+        return list(units) or None
+    value = os.environ.get(variable)
+    if value is None or not value.strip().isdigit():
+        raise AtlasError(f"environment variable {variable} is not set to a unit index")
+    return [*units, int(value)]
+
+
+@trace.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--unit", "units", type=int, multiple=True, help="Run only this plan unit (repeatable).")
+@click.option("--unit-from-env", metavar="VARIABLE",
+              help="Take the unit index from an environment variable (SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--batch-size", type=int, help="Ablated variants per forward (default: the plan's).")
+@click.option("--no-finalize", is_flag=True, help="Do not merge and finalise after the last unit.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def run(run_dir: Path, units: tuple[int, ...], unit_from_env: str | None, device: str, batch_size: int | None,
+        no_finalize: bool, quiet: bool, as_json: bool) -> None:
+    """Run the plan's unfinished units (skipping finished ones), then merge and finalise when all are done.
+
+    \b
+    Examples:
+      atlas trace run runs/l5                          # everything on this machine, resumable
+      atlas trace run runs/l5 --unit 3 --device cuda   # one unit; merge later with `atlas trace merge`
+    """
+    from tqdm import tqdm
+
+    from atlas.trace.run import finalize_run, merge_run, run_status, run_units
+
+    selected = _units_from_env(unit_from_env, units)
+    bar = tqdm(desc="trace", unit="cell", disable=quiet, dynamic_ncols=True)
+    started, passes = time.perf_counter(), [0]
+
+    def on_passes(count: int) -> None:
+        passes[0] += count
+        bar.set_postfix_str(f"{passes[0] / max(time.perf_counter() - started, 1e-9):.1f} ablated passes/s",
+                            refresh=False)
+
+    with bar:
+        report = run_units(run_dir, selected, device=device, batch_size=batch_size,
+                           on_start=lambda total: setattr(bar, "total", total), on_cell=bar.update,
+                           on_passes=on_passes)
+    elapsed = time.perf_counter() - started
+    status = run_status(run_dir)
+    if selected is None and not no_finalize and not status["pending"]:
+        merge_run(run_dir)
+        finalize_run(run_dir)
+        status = run_status(run_dir)
+    data = {"run_id": status["run_id"], "status": status["status"], "units_run": len(report.ran),
+            "units_skipped": len(report.skipped), "units_pending": len(status["pending"]), "cells": report.cells,
+            "ablated_passes": report.ablated_passes, "seconds": round(elapsed, 3),
+            "ablated_passes_per_s": round(report.ablated_passes / elapsed, 2) if elapsed > 0 else None,
+            "edges": status["counts"].get("edges")}
+    if as_json:
+        emit_json(data)
+    else:
+        emit_mapping(data, title="Trace")
+
+
+@trace.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def merge(run_dir: Path, as_json: bool) -> None:
+    """Merge the cell shards of every source-feature range (exact Chan merge) into edge shards.
+
+    \b
+    Example:
+      atlas trace merge runs/l5
+    """
+    from atlas.trace.run import merge_run
+
+    _emit_counts(merge_run(run_dir), as_json)
+
+
+@trace.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def finalize(run_dir: Path, as_json: bool) -> None:
+    """Add run-level Benjamini-Hochberg q-values to every edge and mark the run finalized.
+
+    \b
+    Example:
+      atlas trace finalize runs/l5
+    """
+    from atlas.trace.run import finalize_run
+
+    _emit_counts(finalize_run(run_dir), as_json)
+
+
+@trace.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(run_dir: Path, as_json: bool) -> None:
+    """Show a run's progress: units done and pending, status, counts.
+
+    \b
+    Example:
+      atlas trace status runs/l5 --json
+    """
+    from atlas.trace.run import run_status
+
+    data = run_status(run_dir)
+    if as_json:
+        emit_json(data)
+    else:
+        pending = data.pop("pending")
+        counts = data.pop("counts")
+        emit_mapping({**data, "pending": pending[:20], **{k: v for k, v in counts.items() if not isinstance(v, dict)}},
+                     title="Trace run")
+
+
+def _emit_counts(manifest, as_json: bool) -> None:
+    data = {"run_id": manifest.run_id, "status": manifest.status, **manifest.counts}
+    if as_json:
+        emit_json(data)
+    else:
+        emit_mapping({key: value for key, value in data.items() if not isinstance(value, dict)}, title="Trace run")

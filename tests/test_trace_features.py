@@ -1,0 +1,63 @@
+"""Source-feature selection, presets and the shard plan."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from atlas.catalog import Annotation, CatalogFeature, LayerCatalog, TopGene
+from atlas.errors import AtlasError
+from atlas.trace.features import active_from_catalog, parse_feature_list, selective_baseline
+from atlas.trace.plan import make_plan
+from atlas.trace.presets import resolve_layers
+
+
+def feature(index, frequency, annotations=(), genes=12):
+    return CatalogFeature(index=index, activation_freq=frequency, annotations=list(annotations),
+                          top_genes=[TopGene(g, f"G{g}", 1.0) for g in range(genes)])
+
+
+CATALOG = LayerCatalog(layer=5, n_features=8, k=2, features=[
+    feature(0, 0.0005),
+    feature(1, 0.001),
+    feature(2, 0.2, [Annotation("GO_BP", "a", 1e-3)]),
+    feature(3, 0.2, [Annotation("GO_BP", "b", 1e-3), Annotation("KEGG", "c", 1e-2)]),
+    feature(4, 0.005, [Annotation("GO_BP", "d", 1e-9), Annotation("KEGG", "e", 1e-9)]),
+    feature(5, 0.3, [Annotation("GO_BP", "f", 1e-8)], genes=5),
+    feature(6, 0.3, [Annotation("Reactome", "g", 1e-5)]),
+])
+
+
+def test_active_features_use_the_frequency_threshold_inclusively():
+    assert active_from_catalog(CATALOG).tolist() == [1, 2, 3, 4, 5, 6]
+    assert active_from_catalog(CATALOG, 0.1).tolist() == [2, 3, 5, 6]
+
+
+def test_selective_baseline_ranks_by_annotation_quality_among_eligible_features():
+    # 3: 2 ontologies -> 20 + 2 + 3 = 25; 6: 10 + 1 + 5 = 16; 2: 10 + 1 + 3 = 14; 4 too rare, 5 too few genes.
+    assert selective_baseline(CATALOG, 2).tolist() == [3, 6]
+    assert selective_baseline(CATALOG, 10).tolist() == [2, 3, 6]
+
+
+def test_feature_lists_accept_ranges_and_refuse_garbage():
+    assert parse_feature_list("7, 3,10-12").tolist() == [3, 7, 10, 11, 12]
+    with pytest.raises(AtlasError):
+        parse_feature_list("3,x")
+
+
+def test_presets_and_explicit_layers():
+    assert resolve_layers("paper-l5", None, None, list(range(18))) == (5, [6, 11, 17])
+    assert resolve_layers("full-depth", 15, None, [0, 5, 15, 16, 17]) == (15, [16, 17])
+    assert resolve_layers("paper-l5", None, [7], list(range(18))) == (5, [7])
+    with pytest.raises(AtlasError, match="needs --source-layer"):
+        resolve_layers("full-depth", None, None, [1, 2])
+
+
+def test_plan_covers_every_feature_and_cell_exactly_once():
+    selected = np.array([2, 3, 5, 8, 13, 21, 34])
+    units = make_plan(selected, n_cells=5, features_per_shard=3, cells_per_shard=2)
+    assert len(units) == 3 * 3
+    covered = [(int(f), c) for unit in units for f in unit.features(selected)
+               for c in range(unit.first_cell, unit.end_cell)]
+    assert sorted(covered) == sorted((int(f), c) for f in selected for c in range(5))
+    assert len({unit.name for unit in units}) == len(units)
