@@ -1,0 +1,149 @@
+"""Figures of analysis results. Plots only draw the tables an analysis returned; they never query or compute stats.
+
+Figures are built on :class:`matplotlib.figure.Figure` directly (no pyplot global state), so a server or a notebook
+can draw many of them concurrently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from atlas.analysis.result import AnalysisResult
+from atlas.errors import AtlasError
+
+ANNOTATED, UNANNOTATED = "#1b6ca8", "#d1495b"
+
+
+def _log_log(axis, title: str, xlabel: str, ylabel: str = "P(X ≥ x)") -> None:
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_title(title)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.grid(True, which="major", alpha=0.3)
+
+
+def degree_figure(features: pd.DataFrame, ccdf: pd.DataFrame, scope: str = "") -> Figure:
+    """Histogram of out-degree (features with out-edges) and log-log CCDFs of out-, in- and total degree."""
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    histogram, tails = figure.subplots(1, 2)
+    out_degree = features.loc[features["out_degree"] > 0, "out_degree"]
+    histogram.hist(out_degree, bins=min(60, max(5, out_degree.nunique())), color=ANNOTATED)
+    histogram.set_title(f"Out-degree {scope}".strip())
+    histogram.set_xlabel("edges per source feature")
+    histogram.set_ylabel("features")
+    for direction, part in ccdf.groupby("direction", sort=False):
+        tails.plot(part["degree"], part["ccdf"], marker=".", linestyle="none", label=direction, alpha=0.8)
+    _log_log(tails, "Degree CCDF", "degree")
+    tails.legend(title="degree")
+    return figure
+
+
+def hubs_figure(hubs: pd.DataFrame, measure: str = "out_degree", limit: int = 30) -> Figure:
+    """Horizontal bars of the top features by ``measure``, coloured by annotation."""
+    top = hubs.sort_values("hub_rank").head(limit).iloc[::-1]
+    figure = Figure(figsize=(8, max(3.0, 0.28 * len(top) + 1)), layout="constrained")
+    axis = figure.subplots()
+    labels = [uid.rsplit("/", 2)[-2] + "/" + uid.rsplit("/", 1)[-1] for uid in top["uid"]]
+    colours = [ANNOTATED if annotated else UNANNOTATED for annotated in top.get("annotated", [False] * len(top))]
+    axis.barh(labels, top[measure], color=colours)
+    axis.set_xlabel(measure.replace("_", " "))
+    axis.set_title(f"Top {len(top)} features (blue: annotated, red: unannotated)")
+    return figure
+
+
+def unannotated_figure(unannotated: pd.DataFrame, limit: int = 30) -> Figure:
+    """Bars of the unannotated hubs' out-degree."""
+    return hubs_figure(unannotated.assign(annotated=False), "out_degree", limit)
+
+
+def tail_figure(ccdf: pd.DataFrame, fit: pd.DataFrame, alpha: float, xmin: float) -> Figure:
+    """Empirical CCDF with the fitted power law and lognormal over the tail."""
+    figure = Figure(figsize=(6.5, 4.5), layout="constrained")
+    axis = figure.subplots()
+    axis.plot(ccdf["degree"], ccdf["ccdf"], marker="o", markersize=3, linestyle="none", color="black",
+              label="empirical")
+    for model, part in fit.groupby("model", sort=False):
+        label = f"power law (α={alpha:.2f})" if model == "power_law" else model
+        axis.plot(part["degree"], part["ccdf"], linestyle="--" if model == "power_law" else ":", label=label)
+    axis.axvline(xmin, color="grey", linewidth=0.8, label=f"xmin={xmin:g}")
+    _log_log(axis, "Degree tail fit (Clauset-Shalizi-Newman)", "degree")
+    axis.legend()
+    return figure
+
+
+def attenuation_figure(layers: pd.DataFrame) -> Figure:
+    """Edges per downstream layer, one line per run (log scale)."""
+    figure = Figure(figsize=(6.5, 4.2), layout="constrained")
+    axis = figure.subplots()
+    for run, part in layers.groupby("run", sort=True):
+        axis.plot(part["layer"], part["edges"], marker="o", label=run)
+    axis.set_yscale("log")
+    axis.set_xlabel("downstream layer")
+    axis.set_ylabel("edges")
+    axis.set_title("Attenuation with depth")
+    axis.set_xticks(sorted(layers["layer"].unique()))
+    axis.legend(title="run")
+    axis.grid(True, alpha=0.3)
+    return figure
+
+
+def bias_figure(features: pd.DataFrame) -> Figure:
+    """Out-degree against activation frequency (log-log), coloured by annotation."""
+    figure = Figure(figsize=(6.5, 4.5), layout="constrained")
+    axis = figure.subplots()
+    known = features[features["activation_freq"].notna() & (features["activation_freq"] > 0)]
+    for annotated, colour, label in ((True, ANNOTATED, "annotated"), (False, UNANNOTATED, "unannotated")):
+        part = known[known["annotated"] == annotated]
+        axis.scatter(part["activation_freq"], part["out_degree"] + 1, s=8, alpha=0.6, color=colour, label=label)
+    _log_log(axis, "Degree tracks firing rate", "activation frequency", "out-degree + 1")
+    axis.legend()
+    return figure
+
+
+def compare_figure(layers: pd.DataFrame) -> Figure:
+    """Edges per downstream layer of two runs side by side."""
+    figure = Figure(figsize=(6.5, 4.2), layout="constrained")
+    axis = figure.subplots()
+    pivot = layers.pivot_table(index="layer", columns="run", values="edges", aggfunc="sum", fill_value=0)
+    positions = np.arange(len(pivot.index))
+    width = 0.8 / max(1, len(pivot.columns))
+    for offset, run in enumerate(pivot.columns):
+        axis.bar(positions + offset * width, pivot[run], width=width, label=run)
+    axis.set_xticks(positions + width * (len(pivot.columns) - 1) / 2, [f"L{layer}" for layer in pivot.index])
+    axis.set_ylabel("edges")
+    axis.set_title("Edges per downstream layer")
+    axis.legend(title="run")
+    return figure
+
+
+DRAWERS: dict[str, Callable[[AnalysisResult], Figure]] = {
+    "degrees": lambda result: degree_figure(result.tables["features"], result.tables["ccdf"], result.scope),
+    "hubs": lambda result: hubs_figure(result.tables["hubs"]),
+    "unannotated-hubs": lambda result: unannotated_figure(result.tables["unannotated_hubs"]),
+    "powerlaw": lambda result: tail_figure(result.tables["ccdf"], result.tables["fit"], result.summary["alpha"],
+                                           result.summary["xmin"]),
+    "attenuation": lambda result: attenuation_figure(result.tables["layers"]),
+    "bias": lambda result: bias_figure(result.tables["features"]),
+    "compare": lambda result: compare_figure(result.tables["layers"]),
+}
+
+
+def draw(result: AnalysisResult) -> Figure:
+    """The standard figure of an analysis result."""
+    return DRAWERS[result.name](result)
+
+
+def save(figure: Figure, path: Path) -> Path:
+    """Save a figure as PNG or SVG (chosen by the file suffix)."""
+    path = Path(path)
+    if path.suffix.lower() not in (".png", ".svg"):
+        raise AtlasError(f"{path}: --plot must end in .png or .svg")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    return path

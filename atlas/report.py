@@ -1,0 +1,295 @@
+"""One report per scope: a self-contained HTML file (figures embedded as PNG) and the same content as Markdown.
+
+A report is a list of sections. Each section is built by a *section builder* from a shared
+:class:`ReportContext` (the graph, the scope, and the analyses already computed, so the hub report's projection is
+shared), and lists the command that reproduces it. Building never draws HTML and rendering never queries: builders
+return tables and figures, the renderers only lay them out.
+
+Extension point: other parts of the product add sections by calling :func:`register_section` with a builder (see
+``EXPERIMENT_SECTIONS`` below for the slots reserved for combinatorial ablation and steering). A builder returns
+``None`` when its data is not in the graph for this scope, and the section is left out.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+from tqdm import tqdm
+
+from atlas import plots
+from atlas.analysis.attenuation import attenuation
+from atlas.analysis.bias import bias
+from atlas.analysis.heavy_tail import tail_from_values
+from atlas.analysis.hubs import DEFAULT_RULE, HubReport, HubRule, hub_report
+from atlas.analysis.result import AnalysisResult
+from atlas.analysis.scope import Scope
+from atlas.db.connection import Graph
+from atlas.errors import AtlasError
+
+
+@dataclass
+class Section:
+    """One part of the report: text, tables, figures and the command that reproduces it."""
+
+    key: str
+    title: str
+    command: str
+    text: str = ""
+    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    figures: list[tuple[str, Figure]] = field(default_factory=list)
+
+
+@dataclass
+class ReportContext:
+    """What section builders share: the connection, the scope, the hub rule and results computed once."""
+
+    graph: Graph
+    scope: Scope
+    rule: HubRule = DEFAULT_RULE
+    top: int = 20
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def hubs(self) -> HubReport:
+        """Degrees, hubs and unannotated hubs from one projection (computed on first use)."""
+        if "hubs" not in self.cache:
+            self.cache["hubs"] = hub_report(self.graph, self.scope, self.rule, self.top, write=False)
+        return self.cache["hubs"]
+
+
+SectionBuilder = Callable[[ReportContext], Section | None]
+
+
+def _section(result: AnalysisResult, key: str, title: str, text: str, tables: list[tuple[str, str]],
+             figure: bool = True) -> Section:
+    return Section(key, title, result.command, text,
+                   [(caption, result.tables[name]) for caption, name in tables],
+                   [(title, plots.draw(result))] if figure else [])
+
+
+def summary_section(context: ReportContext) -> Section:
+    """Headline numbers of the scope."""
+    report = context.hubs()
+    degrees = report.degrees.tables["summary"].set_index(["direction", "layer"])
+    out = degrees.loc[("out", "all")]
+    numbers = pd.DataFrame([
+        ("runs", ", ".join(context.scope.runs)),
+        ("downstream layers", ", ".join(map(str, report.degrees.summary["downstream_layers"]))),
+        ("edges", f"{report.degrees.summary['edges']:,}"),
+        ("source features with edges", f"{report.degrees.summary['features_with_out_edges']:,}"),
+        ("edges per source feature: mean / median / max", f"{out['mean']:.1f} / {out['median']:.0f} / "
+                                                          f"{out['max']:.0f}"),
+        ("hub rule", report.hubs.summary["rule"]),
+        ("hubs", f"{report.hubs.summary['hubs']:,} ({report.hubs.summary['hub_fraction']:.1%} of features)"),
+        ("unannotated hubs", f"{report.unannotated_hubs.summary['unannotated_hubs']:,}"),
+    ], columns=["measure", "value"])
+    return Section("summary", "Summary", f"atlas analyze degrees {context.scope.command_flags()}",
+                   tables=[("Scope at a glance", numbers)])
+
+
+def degrees_section(context: ReportContext) -> Section:
+    """Degree distributions with histogram and CCDF."""
+    return _section(context.hubs().degrees, "degrees", "Degree distributions",
+                    "Out-degree over source features with edges, in-degree over features with in-edges; "
+                    "per downstream layer too.", [("Degree summary", "summary")])
+
+
+def hubs_section(context: ReportContext) -> Section:
+    """Top hubs by the chosen measure with PageRank and betweenness."""
+    result = context.hubs().hubs
+    return _section(result, "hubs", "Hubs", f"Rule: {result.summary['rule']}; betweenness "
+                    f"{result.summary['betweenness']}.", [("Hubs and top-ranked features", "hubs")])
+
+
+def unannotated_section(context: ReportContext) -> Section:
+    """Hubs without annotation and their top genes."""
+    result = context.hubs().unannotated_hubs
+    return _section(result, "unannotated-hubs", "Unannotated hubs",
+                    "Hubs with no enrichment term: the first candidates for annotation.",
+                    [("Unannotated hubs with their top genes", "unannotated_hubs")], figure=len(result.table) > 0)
+
+
+def attenuation_section(context: ReportContext) -> Section:
+    """Edges per downstream layer."""
+    result = attenuation(context.graph, context.scope)
+    return _section(result, "attenuation", "Attenuation by depth", "Edges per downstream layer and the decay "
+                    "from the nearest to the farthest layer.", [("Edges per layer", "layers"),
+                                                                 ("Decay per run", "decay")])
+
+
+def tail_section(context: ReportContext) -> Section | None:
+    """CSN power-law fit of the out-degree with model comparisons."""
+    features = context.hubs().features
+    try:
+        result = tail_from_values(features["out_degree"].to_numpy(), context.scope, "out")
+    except AtlasError:
+        return None
+    summary = result.summary
+    return _section(result, "powerlaw", "Tail fit", f"Power law α = {summary['alpha']:.2f} "
+                    f"(± {summary['alpha_standard_error']:.2f}) from xmin = {summary['xmin']:g} "
+                    f"({summary['tail_points']} tail points). Positive log-likelihood ratios favour the power law.",
+                    [("Likelihood-ratio comparisons", "comparisons")])
+
+
+def bias_section(context: ReportContext) -> Section | None:
+    """Annotation bias of hubs, raw and frequency-adjusted."""
+    try:
+        result = bias(context.graph, context.scope, top=context.top)
+    except AtlasError:
+        return None
+    return _section(result, "bias", "Annotation bias of hubs",
+                    f"{result.summary['top_annotated_rate']:.0%} of the top {context.top} hubs are annotated "
+                    f"against {result.summary['annotated_rate']:.0%} of all traced features.",
+                    [("Tests", "tests")])
+
+
+CORE_SECTIONS: list[SectionBuilder] = [summary_section, degrees_section, hubs_section, unannotated_section,
+                                       attenuation_section, tail_section, bias_section]
+
+# EXTENSION POINT for the experiments: builders for "Combinatorial ablation" (redundancy ratio, interaction term,
+# super/sub-additivity classes from (:Interaction) nodes) and "Steering" (trajectory shift ds per feature and alpha
+# from (:Steering) nodes) go here, via register_section(builder). Each receives the ReportContext (graph + scope)
+# and returns a Section, or None when the graph holds no such results for the scope's runs.
+EXPERIMENT_SECTIONS: list[SectionBuilder] = []
+
+
+def register_section(builder: SectionBuilder) -> SectionBuilder:
+    """Add a section builder after the core sections (usable as a decorator); registering twice is a no-op."""
+    if builder not in EXPERIMENT_SECTIONS:
+        EXPERIMENT_SECTIONS.append(builder)
+    return builder
+
+
+@dataclass
+class Report:
+    """The built sections of a scope's report."""
+
+    scope: Scope
+    created_at: str
+    sections: list[Section]
+    flags: str = ""
+
+    @property
+    def command(self) -> str:
+        """The command that writes this report again."""
+        return f"atlas report {self.scope.command_flags()} {self.flags} --out DIR".replace("  ", " ")
+
+
+def build_report(graph: Graph, scope: Scope, rule: HubRule = DEFAULT_RULE, top: int = 20,
+                 progress: bool = True) -> Report:
+    """Run every section builder for the scope (core sections first, then registered experiment sections)."""
+    context = ReportContext(graph, scope, rule, top)
+    builders = CORE_SECTIONS + EXPERIMENT_SECTIONS
+    sections = []
+    for builder in tqdm(builders, desc="report", unit="section", disable=not progress):
+        section = builder(context)
+        if section is not None:
+            sections.append(section)
+    return Report(scope, datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), sections, f"{rule.flags()} --top {top}")
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def markdown_table(table: pd.DataFrame, limit: int = 50) -> str:
+    """A GitHub-flavoured Markdown table of the first ``limit`` rows."""
+    rows = table.head(limit)
+    lines = ["| " + " | ".join(map(str, rows.columns)) + " |", "|" + "---|" * len(rows.columns)]
+    lines += ["| " + " | ".join(_cell(value).replace("|", "\\|") for value in row) + " |"
+              for row in rows.itertuples(index=False)]
+    if len(table) > limit:
+        lines.append(f"\n*first {limit} of {len(table)} rows*")
+    return "\n".join(lines)
+
+
+def html_table(table: pd.DataFrame, limit: int = 50) -> str:
+    """An HTML table of the first ``limit`` rows, every value escaped."""
+    rows = table.head(limit)
+    head = "".join(f"<th>{html.escape(str(column))}</th>" for column in rows.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(value))}</td>" for value in row) + "</tr>"
+                   for row in rows.itertuples(index=False))
+    more = f"<p class='more'>first {limit} of {len(table)} rows</p>" if len(table) > limit else ""
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
+
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.85em}td,th{border:1px solid #ccc;padding:3px 8px}
+th{background:#f2f2f2}code{background:#f6f6f6;padding:2px 5px;display:block;white-space:pre-wrap}
+img{max-width:100%}.more{color:#777;font-size:.8em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em}"""
+
+
+def render_html(report: Report, figures: dict[tuple[str, int], bytes]) -> str:
+    """The report as one HTML document with the figures embedded as base64 PNG."""
+    title = f"Circuit Atlas report: {report.scope.key}"
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+             f"<p>Generated {report.created_at}. Reproduce the whole report with "
+             f"<code>{html.escape(report.command)}</code></p>"]
+    for section in report.sections:
+        parts.append(f"<h2 id='{section.key}'>{html.escape(section.title)}</h2>")
+        if section.text:
+            parts.append(f"<p>{html.escape(section.text)}</p>")
+        parts.append(f"<p>Reproduce:</p><code>{html.escape(section.command)}</code>")
+        for caption, table in section.tables:
+            parts.append(f"<h3>{html.escape(caption)}</h3>{html_table(table)}")
+        for index, (caption, _) in enumerate(section.figures):
+            encoded = base64.b64encode(figures[(section.key, index)]).decode("ascii")
+            parts.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{encoded}'>"
+                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def render_markdown(report: Report, figure_files: dict[tuple[str, int], str]) -> str:
+    """The report as Markdown, figures referenced as PNG files next to it."""
+    lines = [f"# Circuit Atlas report: {report.scope.key}", "",
+             f"Generated {report.created_at}. Reproduce the whole report with "
+             f"`{report.command}`.", ""]
+    for section in report.sections:
+        lines += [f"## {section.title}", ""]
+        if section.text:
+            lines += [section.text, ""]
+        lines += ["Reproduce:", "", "```", section.command, "```", ""]
+        for caption, table in section.tables:
+            lines += [f"### {caption}", "", markdown_table(table), ""]
+        for index, (caption, _) in enumerate(section.figures):
+            lines += [f"![{caption}]({figure_files[(section.key, index)]})", ""]
+    return "\n".join(lines)
+
+
+def write_report(report: Report, out_dir: Path) -> dict[str, Path]:
+    """Write ``report.html`` (self-contained), ``report.md`` and ``figures/*.png`` into ``out_dir``."""
+    out_dir = Path(out_dir)
+    figures_dir = out_dir / "figures"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    figures, files = {}, {}
+    for section in report.sections:
+        for index, (_, figure) in enumerate(section.figures):
+            key = (section.key, index)
+            figures[key] = _png(figure)
+            name = f"{section.key}-{index + 1}.png"
+            (figures_dir / name).write_bytes(figures[key])
+            files[key] = f"figures/{name}"
+    paths = {"html": out_dir / "report.html", "markdown": out_dir / "report.md", "figures": figures_dir}
+    paths["html"].write_text(render_html(report, figures), encoding="utf-8")
+    paths["markdown"].write_text(render_markdown(report, files), encoding="utf-8")
+    return paths
