@@ -123,3 +123,19 @@ def store_steering(graph: Graph, run: Mapping[str, Any], results: Sequence[Mappi
     for batch in _batches(rows):
         graph.write(queries.internal("steering_merge").text, rows=list(batch))
     return {"steerings": len(rows)}
+
+
+def store_results(graph: Graph, run: Mapping[str, Any], tables: Mapping[str, Any]) -> dict[str, int]:
+    """Store the tables of an experiment results directory (``atlas.experiments.results``) by the run's kind.
+
+    Tables may be pandas DataFrames (anything with ``to_dict("records")``) or lists of records.
+    """
+    def records(name: str) -> list[Mapping[str, Any]]:
+        table = tables[name]
+        return table.to_dict("records") if hasattr(table, "to_dict") else list(table)
+
+    if run.get("kind") == "ablation":
+        return store_ablation(graph, run, records("sets"), records("targets"))
+    if run.get("kind") == "steering":
+        return store_steering(graph, run, records("results"))
+    raise ValueError(f"unknown experiment kind {run.get('kind')!r}")

@@ -95,3 +95,97 @@ def test_library_queries_answer_redundancy_and_direction_of_a_feature(clean_grap
     rows = clean_graph.read(hubs.text, **hubs.bind({"run": "trace-1"}))
     assert [(row["uid"], row["alpha"], row["direction"]) for row in rows] == [
         (uid, 0.0, "toward early"), (uid, 2.0, "toward late")]
+
+
+@pytest.fixture(scope="module")
+def tiny_atlas(tmp_path_factory):
+    """A tiny model directory, a tokenized cell dataset and an SAE atlas (layers 1-3) on disk."""
+    import torch
+
+    from atlas.catalog import read_catalogs
+    from tests.tiny import build_tiny_atlas, save_tiny_cells, tiny_bert, tiny_cells
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("atlas")
+    model = tiny_bert(seed=0)
+    model.save_pretrained(root / "model")
+    cells = tiny_cells(seed=1, n_cells=10)
+    save_tiny_cells(root / "cells", cells)
+    build_tiny_atlas(root / "saes", model, cells, layers=[1, 2, 3], steps=30)
+    frequent = {layer: [f.index for f in sorted(catalog.features, key=lambda f: -f.activation_freq)[:2]]
+                for layer, catalog in read_catalogs(root / "saes").items()}
+    return root, frequent
+
+
+def _invoke(args: list[str]):
+    from click.testing import CliRunner
+
+    from atlas.cli import cli
+
+    return CliRunner().invoke(cli, args, catch_exceptions=True)
+
+
+def _inputs(root) -> list[str]:
+    return ["--model", str(root / "model"), "--saes", str(root / "saes"), "--cells", str(root / "cells"),
+            "--device", "cpu", "--quiet"]
+
+
+def _experiment_counts(graph, run: str) -> dict[str, int]:
+    return graph.read(
+        "OPTIONAL MATCH (i:Interaction {run: $run}) WITH count(i) AS interactions "
+        "OPTIONAL MATCH (:Interaction {run: $run})-[m:HAS_MEMBER]->() WITH interactions, count(m) AS members "
+        "OPTIONAL MATCH (:Interaction {run: $run})-[t:INTERACTS_ON]->() "
+        "WITH interactions, members, count(t) AS targets "
+        "OPTIONAL MATCH (s:Steering {run: $run}) WITH interactions, members, targets, count(s) AS steerings "
+        "MATCH (f:Feature) RETURN interactions, members, targets, steerings, count(f) AS features", run=run)[0]
+
+
+def test_atlas_ablate_stores_interactions_and_a_rerun_creates_no_duplicates(clean_graph, tiny_atlas, tmp_path):
+    import json
+
+    root, frequent = tiny_atlas
+    args = ["ablate", *_inputs(root), "--set", f"1:{frequent[1][0]},2:{frequent[2][0]}", "--select", "random",
+            "--layers", "1,2", "--order", "3", "--n-sets", "2", "--min-frequency", "0", "--out", str(tmp_path / "a"),
+            "--plot", str(tmp_path / "redundancy.png"), "--json"]
+    result = _invoke(args)
+    assert result.exit_code == 0, result.output
+    output = json.loads(result.stdout)
+    run = output["run"]["id"]
+    assert [row["order"] for row in output["sets"]] == [2, 3, 3]
+    assert {row["order"] for row in output["orders"]} == {1, 2, 3}
+    assert (tmp_path / "redundancy.png").stat().st_size > 0
+    first = _experiment_counts(clean_graph, run)
+    assert first["interactions"] == 3 and first["members"] == 8
+    assert first["targets"] == sum(row["n_targets"] for row in output["sets"])
+    assert _invoke(args).exit_code == 0
+    assert _invoke(["ablate", "--load", str(tmp_path / "a"), "--json"]).exit_code == 0
+    assert _experiment_counts(clean_graph, run) == first
+
+
+def test_atlas_steer_stores_one_steering_per_feature_and_alpha(clean_graph, tiny_atlas, tmp_path):
+    import json
+
+    root, _ = tiny_atlas
+    args = ["steer", *_inputs(root), "--layers", "1,2", "--switch-threshold", "0", "--max-features", "2",
+            "--alpha", "0", "--alpha", "2", "--root", "dc1-min", "--neighbors", "5", "--extreme-fraction", "0.3",
+            "--out", str(tmp_path / "s"), "--plot", str(tmp_path / "steer.svg"), "--json"]
+    result = _invoke(args)
+    assert result.exit_code == 0, result.output
+    output = json.loads(result.stdout)
+    assert len(output["results"]) == 2 * 2 * 2
+    assert {row["layer"] for row in output["layers"]} <= {1, 2}
+    counts = _experiment_counts(clean_graph, output["run"]["id"])
+    assert counts["steerings"] == 8
+    assert _invoke(args).exit_code == 0
+    assert _experiment_counts(clean_graph, output["run"]["id"]) == counts
+    assert (tmp_path / "steer.svg").read_text().startswith("<?xml")
+
+
+def test_a_bad_feature_set_is_a_one_line_error_and_leaves_the_graph_untouched(clean_graph, tiny_atlas, tmp_path):
+    from atlas.errors import AtlasError
+
+    root, _ = tiny_atlas
+    result = _invoke(["ablate", *_inputs(root), "--set", "3:1", "--out", str(tmp_path / "bad")])
+    assert isinstance(result.exception, AtlasError)
+    assert "not before the target layer 3" in str(result.exception)
+    assert clean_graph.read("MATCH (n) RETURN count(n) AS n")[0]["n"] == 0

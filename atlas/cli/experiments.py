@@ -1,0 +1,271 @@
+"""`atlas ablate` and `atlas steer`: combinatorial ablation and trajectory steering, stored in the graph."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from atlas.cli.output import emit_json, emit_mapping, emit_table
+from atlas.errors import AtlasError
+
+_PATH = click.Path(path_type=Path)
+_ANY_DEPTH = 10_000  # --layers is checked against the SAEs that exist, not against a model depth here
+RESULTS_ROOT = Path("experiments")
+
+
+def _shared_options(command: Callable) -> Callable:
+    """Inputs, outputs and storage options that `ablate` and `steer` share."""
+    options = [
+        click.option("--model", "model_dir", type=_PATH, help="Hugging Face BertForMaskedLM directory."),
+        click.option("--saes", "saes_dir", type=_PATH, help="SAE atlas root (layerNN_xE_kK directories)."),
+        click.option("--cells", "cells_path", type=_PATH,
+                     help="Tokenized Geneformer dataset directory, or an .h5ad (then pass both dictionaries)."),
+        click.option("--token-dictionary", type=_PATH, help="Geneformer token dictionary (.pkl/.json)."),
+        click.option("--gene-median-dictionary", type=_PATH, help="Geneformer gene-median dictionary (.h5ad cells)."),
+        click.option("--n-cells", type=int, help="Use the first N cells (default: all)."),
+        click.option("--max-length", default=2048, show_default=True, help="Truncate cells to this many tokens."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
+        click.option("--out", "out_dir", type=_PATH, help="Results directory (default: ./experiments/<run id>)."),
+        click.option("--run-id", help="Run id (default: kind + digest of model, SAEs, cells and settings)."),
+        click.option("--store/--no-store", default=True, show_default=True,
+                     help="Write the results into Neo4j (managed server or NEO4J_URI)."),
+        click.option("--load", "load_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                     help="Store an existing results directory in the graph instead of running (no torch)."),
+        click.option("--plot", type=_PATH, help="Save the figure to this .png or .svg."),
+        click.option("--json", "as_json", is_flag=True, help="Print JSON."),
+        click.option("--quiet", is_flag=True, help="No progress bars."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _require(**values: Any) -> None:
+    missing = [f"--{name.replace('_', '-')}" for name, value in values.items() if value is None]
+    if missing:
+        raise AtlasError(f"missing {', '.join(missing)} (or give --load DIR to store existing results)")
+
+
+def _cells(options: dict[str, Any]):
+    from atlas.experiments.workflow import CellSource
+
+    _require(model=options["model_dir"], saes=options["saes_dir"], cells=options["cells_path"])
+    return CellSource(options["cells_path"], options["token_dictionary"], options["gene_median_dictionary"],
+                      options["n_cells"], options["max_length"])
+
+
+def _store(run: dict[str, Any], tables: dict, out_dir: Path) -> dict[str, int]:
+    from atlas.db.connection import connect
+    from loaders.experiments import store_results
+    from loaders.schema import apply_schema
+
+    try:
+        with connect() as graph:
+            apply_schema(graph)
+            return store_results(graph, run, tables)
+    except AtlasError as error:
+        kind = "ablate" if run["kind"] == "ablation" else "steer"
+        raise AtlasError(f"{error}; the results are saved in {out_dir}: store them later with "
+                         f"`atlas {kind} --load {out_dir}`") from error
+
+
+def _finish(run: dict[str, Any], tables: dict, out_dir: Path, store: bool, plot: Path | None,
+            figure: Callable, quiet: bool) -> dict[str, Any]:
+    """Store, plot and say where everything went; returns the JSON header of the command's output."""
+    stored = _store(run, tables, out_dir) if store else None
+    if plot is not None:
+        from atlas.experiments.plots import save_figure
+
+        save_figure(figure(), plot)
+    if not quiet:
+        click.echo(f"{run['kind']} run {run['id']}: results in {out_dir}"
+                   + (f", stored in the graph ({stored})" if stored else "")
+                   + (f", figure {plot}" if plot else ""), err=True)
+    return {"run": run, "out": str(out_dir), "stored": stored, "plot": str(plot) if plot else None}
+
+
+def _records(table, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    """Table rows as plain dicts; list cells (numpy arrays after a Parquet round trip) become lists."""
+    table = table if columns is None else table.reindex(columns=columns)
+    return [{key: value.tolist() if hasattr(value, "tolist") and getattr(value, "ndim", 0) else value
+             for key, value in row.items()} for row in table.to_dict("records")]
+
+
+def _loaded(load_dir: Path, kind: str):
+    from atlas.experiments.results import load_tables
+
+    run, tables = load_tables(load_dir)
+    if run["kind"] != kind:
+        raise AtlasError(f"{load_dir} holds {run['kind']} results, not {kind}")
+    return run, tables
+
+
+@click.command()
+@_shared_options
+@click.option("--set", "explicit", multiple=True, metavar="L:F,L:F,...",
+              help="An explicit feature set, e.g. 5:898,5:1203,8:77 (repeatable).")
+@click.option("--select", "selections", multiple=True,
+              type=click.Choice(["same-pathway", "cross-pathway", "random"]),
+              help="Choose sets automatically from the SAE catalogs (repeatable; random = control).")
+@click.option("--layers", help="Layers to choose features from for --select, e.g. 5 or 5,8.")
+@click.option("--order", default=3, show_default=True, help="Features per automatically chosen set.")
+@click.option("--n-sets", default=10, show_default=True, help="Sets per --select kind.")
+@click.option("--min-frequency", default=0.001, show_default=True, help="Only features at least this active.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the automatic selection.")
+@click.option("--target-layer", type=int, help="Layer whose features are measured (default: the last).")
+@click.option("--batch-size", default=64, show_default=True, help="Ablation conditions per forward pass.")
+@click.option("--min-effect", default=0.5, show_default=True,
+              help="Targets with |d| above this in any condition are classified.")
+@click.option("--tolerance", default=0.1, show_default=True, help="Additive when the redundancy is 1 +- this.")
+def ablate(model_dir, saes_dir, cells_path, token_dictionary, gene_median_dictionary, n_cells, max_length, device,
+           out_dir, run_id, store, load_dir, plot, as_json, quiet, explicit, selections, layers, order, n_sets,
+           min_frequency, seed, target_layer, batch_size, min_effect, tolerance) -> None:
+    """Ablate every subset of feature sets together and measure redundancy and interactions at a target layer.
+
+    For a triplet A,B,C the conditions A, B, C, AB, AC, BC, ABC each run in one forward (every feature at its own
+    layer); per target feature: the redundancy |d_ABC| / (|d_A|+|d_B|+|d_C|), the inclusion-exclusion interaction
+    term, the marginal contribution of the last feature and the class (super-, sub-additive, or additive within
+    --tolerance). Results go to a directory and, by default, to the graph as (:Interaction) nodes.
+
+    \b
+    Examples:
+      atlas ablate --model ./gf --saes ./saes --cells cells.dataset --set 5:898,5:1203,5:77 --n-cells 50
+      atlas ablate --model ./gf --saes ./saes --cells cells.dataset --layers 5 \\
+          --select same-pathway --select cross-pathway --select random --order 3 --n-sets 20 --plot redundancy.png
+      atlas ablate --load experiments/ablation-1a2b3c4d5e6f      # store saved results in the graph
+    """
+    from atlas.experiments.interactions import order_overview
+    from atlas.experiments.plots import redundancy_figure
+
+    options = locals()
+    if load_dir is not None:
+        run, tables = _loaded(load_dir, "ablation")
+        out_dir, store = load_dir, True
+    else:
+        from atlas.experiments.workflow import choose_sets, run_ablation
+        from atlas.sae.workflow import parse_layers
+
+        cells = _cells(options)
+        chosen_layers = parse_layers(layers, _ANY_DEPTH) if layers else []
+        sets = choose_sets(saes_dir, explicit, selections, chosen_layers, order, n_sets, seed, min_frequency)
+        run_dir = out_dir or _pending()
+        run, tables = run_ablation(model_dir, saes_dir, cells, run_dir, sets, target_layer=target_layer,
+                                   batch_size=batch_size, min_effect=min_effect, tolerance=tolerance, device=device,
+                                   run_id=run_id, progress=not quiet and not as_json)
+        out_dir = _settle(run_dir, out_dir, run["id"])
+    header = _finish(run, tables, out_dir, store, plot, lambda: redundancy_figure(tables["orders"]),
+                     quiet or as_json)
+    set_columns = ["set_id", "selection", "order", "members", "term", "n_cells", "n_targets", "median_redundancy",
+                   "fraction_subadditive", "fraction_additive", "fraction_superadditive", "mean_abs_interaction"]
+    sets_rows = _records(tables["sets"], set_columns)
+    orders_rows = _records(order_overview(tables["orders"]))
+    if as_json:
+        emit_json(header | {"sets": sets_rows, "orders": orders_rows})
+        return
+    emit_table(sets_rows, title=f"Feature sets ({run['id']}, target layer {run['thresholds']['target_layer']})")
+    click.echo()
+    emit_table(orders_rows, title="By order (single -> pair -> triplet ...)")
+
+
+def _pending() -> Path:
+    """A fresh directory under ./experiments for a run whose id is not known yet."""
+    import tempfile
+
+    RESULTS_ROOT.mkdir(exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".pending-", dir=RESULTS_ROOT))
+
+
+def _settle(run_dir: Path, out_dir: Path | None, run_id: str) -> Path:
+    """Move results from a pending directory to ./experiments/<run id> (replacing an earlier identical run)."""
+    if out_dir is not None:
+        return out_dir
+    import shutil
+
+    final = RESULTS_ROOT / run_id
+    if final.exists():
+        shutil.rmtree(final)
+    run_dir.rename(final)
+    return final
+
+
+@click.command()
+@_shared_options
+@click.option("--layers", help="Layers to search for switch features, e.g. 5,11,17 (or give --feature).")
+@click.option("--feature", "features", multiple=True, metavar="L:F", help="Steer this feature (repeatable).")
+@click.option("--alpha", "alphas", multiple=True, type=float, help="Steering strength (repeatable; default 0, 2, 4).")
+@click.option("--pseudotime", "pseudotime_path", type=_PATH,
+              help="Per-cell pseudotime from a .csv/.tsv/.parquet/.h5ad/.npy (default: diffusion pseudotime).")
+@click.option("--pseudotime-column", default="pseudotime", show_default=True, help="Column of --pseudotime.")
+@click.option("--root", "root_rule", default="dc1-min", show_default=True,
+              help="Root of diffusion pseudotime: cell:<index>, dc1-min, dc1-max or group:<label>.")
+@click.option("--labels", "labels_path", type=_PATH, help="Per-cell labels for --root group:<label>.")
+@click.option("--label-column", default="cell_type", show_default=True, help="Column of --labels.")
+@click.option("--neighbors", default=15, show_default=True, help="Neighbours of the diffusion graph.")
+@click.option("--extreme-fraction", default=0.2, show_default=True,
+              help="Share of cells at each pseudotime end that make the early and late signatures.")
+@click.option("--switch-threshold", default=0.8, show_default=True,
+              help="|Cohen's d| (late vs early activation) that makes a switch feature.")
+@click.option("--max-features", default=10, show_default=True, help="Switch features steered per layer.")
+@click.option("--top-genes", default=10, show_default=True, help="Up- and down-regulated genes reported.")
+@click.option("--gene-names", "gene_name_dictionary", type=_PATH,
+              help="Geneformer gene name -> Ensembl id dictionary, to report gene symbols.")
+@click.option("--batch-size", default=32, show_default=True, help="Steered variants per forward pass.")
+def steer(model_dir, saes_dir, cells_path, token_dictionary, gene_median_dictionary, n_cells, max_length, device,
+          out_dir, run_id, store, load_dir, plot, as_json, quiet, layers, features, alphas, pseudotime_path,
+          pseudotime_column, root_rule, labels_path, label_column, neighbors, extreme_fraction, switch_threshold,
+          max_features, top_genes, gene_name_dictionary, batch_size) -> None:
+    """Steer switch features and measure how far cells move from early toward late pseudotime.
+
+    h' = h + (alpha - 1) * a_f * W_dec[f] where f is active; ds = cos(z',late) - cos(z',early) - [cos(z,late) -
+    cos(z,early)] on the output logits, against the mean logits of the early and late pseudotime extremes. Reports
+    per feature and alpha the fraction of cells with ds > 0, mean ds and the top up/down genes, and per layer the
+    directionality. Results go to a directory and, by default, to the graph as (:Steering) nodes.
+
+    \b
+    Examples:
+      atlas steer --model ./gf --saes ./saes --cells cells.dataset --layers 5,11,17 --root dc1-min --plot steer.png
+      atlas steer --model ./gf --saes ./saes --cells pbmc.h5ad --token-dictionary tok.pkl \\
+          --gene-median-dictionary med.pkl --pseudotime pbmc.h5ad --pseudotime-column dpt --feature 5:898
+      atlas steer --load experiments/steering-1a2b3c4d5e6f       # store saved results in the graph
+    """
+    from atlas.experiments.plots import fraction_positive_figure
+
+    options = locals()
+    if load_dir is not None:
+        run, tables = _loaded(load_dir, "steering")
+        out_dir, store = load_dir, True
+    else:
+        from atlas.experiments.workflow import PseudotimeSource, run_steering
+        from atlas.sae.workflow import parse_layers
+
+        cells = _cells(options)
+        pseudotime = PseudotimeSource(pseudotime_path, pseudotime_column, root_rule, labels_path, label_column,
+                                      neighbors)
+        run_dir = out_dir or _pending()
+        run, tables = run_steering(model_dir, saes_dir, cells, run_dir,
+                                   layers=parse_layers(layers, _ANY_DEPTH) if layers else None, features=features,
+                                   alphas=alphas or (0.0, 2.0, 4.0), pseudotime=pseudotime,
+                                   extreme_fraction=extreme_fraction, switch_threshold=switch_threshold,
+                                   max_features=max_features, top_genes=top_genes,
+                                   gene_name_dictionary=gene_name_dictionary, batch_size=batch_size, device=device,
+                                   run_id=run_id, progress=not quiet and not as_json)
+        out_dir = _settle(run_dir, out_dir, run["id"])
+    header = _finish(run, tables, out_dir, store, plot, lambda: fraction_positive_figure(tables["layers"]),
+                     quiet or as_json)
+    columns = ["layer", "feature", "alpha", "switch_d", "n_cells", "fraction_positive", "mean_ds", "top_up",
+               "top_down"]
+    results = _records(tables["results"], columns)
+    for row in results:
+        row["top_up"], row["top_down"] = row["top_up"][:5], row["top_down"][:5]
+    layer_rows = _records(tables["layers"])
+    if as_json:
+        emit_json(header | {"results": results, "layers": layer_rows})
+        return
+    emit_table(results, title=f"Steering ({run['id']}): ds > 0 = toward late pseudotime")
+    click.echo()
+    emit_table(layer_rows, title="Directionality by layer")
+    if not results:
+        emit_mapping({"switch features": 0, "hint": "lower --switch-threshold or give --feature"})
