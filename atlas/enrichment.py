@@ -10,11 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.stats import hypergeom
 
+from atlas.catalog import (
+    CATALOG,
+    LAYER_DIR,
+    Annotation,
+    LayerCatalog,
+    read_layer_catalog,
+    write_layer_catalog,
+)
 from atlas.errors import AtlasError
+from loaders.gmt import gene_sets, library_name
 
 
 @dataclass(frozen=True)
@@ -97,51 +107,84 @@ def _odds_ratios(overlaps: np.ndarray, drawn: np.ndarray, term_sizes: np.ndarray
         return np.where(b * c > 0, a * d / np.where(b * c > 0, b * c, 1.0), np.inf)
 
 
-def annotations_document(
-    results: Sequence[Enrichment],
-    *,
+def annotate_catalog(
+    catalog: LayerCatalog,
+    gene_sets: Mapping[str, Collection[str]],
     source: str,
-    layer: int | None,
-    n_features: int,
-    n_alive: int,
+    *,
+    top_n: int = 20,
     alpha: float = 0.05,
-) -> dict:
-    """The atlas's `feature_annotations.json` structure: a summary and, per feature, its significant gene sets."""
-    significant = [result for result in results if result.p_adjusted < alpha]
-    per_feature: dict[str, list[dict]] = {}
-    for result in sorted(significant, key=lambda r: (r.feature, r.p_adjusted, r.term)):
-        per_feature.setdefault(str(result.feature), []).append({
-            "ontology": source,
-            "term": result.term,
-            "p_value": result.p_value,
-            "p_adjusted": result.p_adjusted,
-            "odds_ratio": result.odds_ratio if np.isfinite(result.odds_ratio) else None,
-            "n_overlap": result.n_overlap,
-            "term_size": result.term_size,
-            "overlap_genes": list(result.overlap),
-        })
-    return {
-        "summary": {
-            "layer": layer,
-            "n_features": n_features,
-            "n_alive": n_alive,
-            "n_annotated": len(per_feature),
-            "annotation_rate": len(per_feature) / max(n_alive, 1),
-            "n_significant_tests": len(significant),
-            "bh_alpha": alpha,
-            "ontology_counts": {source: len(significant)} if significant else {},
-        },
-        "feature_annotations": per_feature,
-    }
+    min_overlap: int = 2,
+    min_set_size: int = 3,
+    max_set_size: int = 500,
+) -> int:
+    """Replace the catalog's `source` annotations by the gene sets its features' top genes are enriched in (q < alpha).
+
+    Annotations from other sources stay. Returns how many features carry at least one `source` annotation.
+    """
+    feature_genes = {feature.index: [gene.gene_name for gene in feature.top_genes[:top_n]]
+                     for feature in catalog.features if not feature.is_dead and feature.top_genes}
+    significant: dict[int, list[Annotation]] = {}
+    results = enrich_features(feature_genes, gene_sets, min_overlap=min_overlap, min_set_size=min_set_size,
+                              max_set_size=max_set_size)
+    for result in results:
+        if result.p_adjusted < alpha:
+            significant.setdefault(result.feature, []).append(Annotation(
+                ontology=source, term=result.term, p_adjusted=result.p_adjusted,
+                odds_ratio=result.odds_ratio if np.isfinite(result.odds_ratio) else None,
+                n_overlap=result.n_overlap, overlap_genes=list(result.overlap),
+                extra={"p_value": result.p_value, "term_size": result.term_size}))
+    for feature in catalog.features:
+        kept = [annotation for annotation in feature.annotations if annotation.ontology != source]
+        feature.annotations = kept + significant.get(feature.index, [])
+    catalog.bh_alpha = alpha
+    return len(significant)
 
 
-def catalog_top_genes(catalog: Mapping, top_n: int = 20) -> dict[int, list[str]]:
-    """Feature index -> names of its top genes, from a `feature_catalog.json` document (dead features skipped)."""
-    features = catalog.get("features")
-    if not isinstance(features, list):
-        raise AtlasError("a feature catalog needs a 'features' list")
-    return {
-        int(entry["feature_idx"]): [str(gene["gene_name"]) for gene in entry.get("top_genes", [])[:top_n]]
-        for entry in features
-        if not entry.get("is_dead") and entry.get("top_genes")
-    }
+def enrich_atlas(
+    sae_atlas: str | Path,
+    gmt: str | Path,
+    *,
+    source: str | None = None,
+    layers: Collection[int] | None = None,
+    top_n: int = 20,
+    alpha: float = 0.05,
+    min_overlap: int = 2,
+    min_set_size: int = 3,
+    max_set_size: int = 500,
+) -> list[dict]:
+    """Annotate every layer catalog of an SAE atlas by enrichment in a GMT file; rewrites feature_annotations.json.
+
+    Returns one row per layer: alive features, features annotated by this GMT, and the annotation rate.
+    """
+    source = source or library_name(gmt)
+    sets = gene_sets(gmt)
+    catalogs = _layer_catalogs(Path(sae_atlas))
+    if layers is not None:
+        missing = sorted(set(layers) - set(catalogs))
+        if missing:
+            raise AtlasError(f"{sae_atlas}: no catalog for layer(s) {missing} (found {sorted(catalogs)})")
+        catalogs = {layer: catalogs[layer] for layer in sorted(set(layers))}
+    if not catalogs:
+        raise AtlasError(f"{sae_atlas}: no layerNN_xE_kK/feature_catalog.json found")
+    rows = []
+    for layer, (layer_dir, catalog) in catalogs.items():
+        annotated = annotate_catalog(catalog, sets, source, top_n=top_n, alpha=alpha, min_overlap=min_overlap,
+                                     min_set_size=min_set_size, max_set_size=max_set_size)
+        write_layer_catalog(layer_dir, catalog)
+        rows.append({"layer": layer, "source": source, "alive": catalog.n_alive, "annotated": annotated,
+                     "annotation_rate": round(annotated / max(catalog.n_alive, 1), 4)})
+    return rows
+
+
+def _layer_catalogs(root: Path) -> dict[int, tuple[Path, LayerCatalog]]:
+    if not root.is_dir():
+        raise AtlasError(f"{root}: SAE directory not found")
+    found: dict[int, tuple[Path, LayerCatalog]] = {}
+    for child in sorted(root.iterdir()):
+        if LAYER_DIR.match(child.name) and (child / CATALOG).is_file():
+            catalog = read_layer_catalog(child)
+            if catalog.layer in found:
+                raise AtlasError(f"{root}: two catalogs for layer {catalog.layer}")
+            found[catalog.layer] = (child, catalog)
+    return found

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from scipy.stats import false_discovery_control, fisher_exact
 
-from atlas.enrichment import annotations_document, benjamini_hochberg, catalog_top_genes, enrich_features
+from atlas.catalog import Annotation, CatalogFeature, LayerCatalog, TopGene, read_catalogs, write_layer_catalog
+from atlas.cli import cli
+from atlas.enrichment import annotate_catalog, benjamini_hochberg, enrich_atlas, enrich_features
 from atlas.errors import AtlasError
 
 GENE_SETS = {
@@ -78,22 +83,64 @@ def test_adjustment_counts_every_feature_and_gene_set_pair():
     assert [r.p_adjusted for r in results] == pytest.approx(benjamini_hochberg(tested, len(FEATURES) * 3))
 
 
-def test_annotation_document_lists_significant_sets_per_feature():
-    results = enrich_features(FEATURES, GENE_SETS)
-    document = annotations_document(results, source="markers", layer=2, n_features=8, n_alive=4, alpha=0.5)
-    significant = [r for r in results if r.p_adjusted < 0.5]
-    assert significant
-    assert document["summary"]["n_annotated"] == len({r.feature for r in significant})
-    first = document["feature_annotations"][str(significant[0].feature)][0]
-    assert first["ontology"] == "markers"
-    assert set(first) >= {"term", "p_adjusted", "odds_ratio", "n_overlap", "overlap_genes"}
+def marker_catalog() -> LayerCatalog:
+    features = [CatalogFeature(index, 0.1, top_genes=[TopGene(i, gene, 1.0 - i / 10) for i, gene in enumerate(genes)])
+                for index, genes in FEATURES.items()]
+    features[3].annotations = [Annotation("GO_BP", "kept from another source", p_adjusted=0.01)]
+    features.append(CatalogFeature(4, 0.0, is_dead=True))
+    return LayerCatalog(layer=2, n_features=5, k=4, features=features)
 
 
-def test_catalog_top_genes_skips_dead_features_and_rejects_other_documents():
-    catalog = {"features": [
-        {"feature_idx": 0, "is_dead": False, "top_genes": [{"gene_name": "CD3D"}, {"gene_name": "LCK"}]},
-        {"feature_idx": 1, "is_dead": True, "top_genes": []},
-    ]}
-    assert catalog_top_genes(catalog) == {0: ["CD3D", "LCK"]}
-    with pytest.raises(AtlasError, match="features"):
-        catalog_top_genes({"feature_annotations": {}})
+def test_annotate_catalog_adds_significant_sets_and_keeps_other_sources():
+    catalog = marker_catalog()
+    annotated = annotate_catalog(catalog, GENE_SETS, "markers", alpha=0.5)
+    significant = {(r.feature, r.term) for r in enrich_features(FEATURES, GENE_SETS) if r.p_adjusted < 0.5}
+    assert significant and annotated == len({feature for feature, _ in significant})
+    got = {(f.index, a.term) for f in catalog.features for a in f.annotations if a.ontology == "markers"}
+    assert got == significant
+    assert catalog.feature(3).annotations[0].term == "kept from another source"
+
+
+def test_reannotating_with_the_same_source_replaces_its_annotations():
+    catalog = marker_catalog()
+    annotate_catalog(catalog, GENE_SETS, "markers", alpha=0.5)
+    annotate_catalog(catalog, {"NOTHING": ["X1", "X2", "X3"]}, "markers", alpha=0.5)
+    assert all(a.ontology != "markers" for f in catalog.features for a in f.annotations)
+
+
+def test_enrich_atlas_writes_annotations_that_the_catalog_reader_sees(tmp_path):
+    layer_dir = tmp_path / "layer02_x4_k4"
+    write_layer_catalog(layer_dir, marker_catalog())
+    gmt = tmp_path / "markers.gmt"
+    gmt.write_text("".join(f"{name}\tdescription\t" + "\t".join(genes) + "\n" for name, genes in GENE_SETS.items()))
+    rows = enrich_atlas(tmp_path, gmt, alpha=0.5)
+    assert rows[0]["layer"] == 2 and rows[0]["source"] == "markers" and rows[0]["annotated"] > 0
+    reread = read_catalogs(tmp_path)[2]
+    assert reread.feature(0).label == "T_CELL"
+    document = json.loads((layer_dir / "feature_annotations.json").read_text())
+    assert document["feature_annotations"]["0"][0]["ontology"] == "markers"
+
+
+def test_enrich_atlas_without_catalogs_is_a_clear_error(tmp_path):
+    gmt = tmp_path / "markers.gmt"
+    gmt.write_text("SET\tdescription\tA\tB\tC\n")
+    with pytest.raises(AtlasError, match="no layerNN"):
+        enrich_atlas(tmp_path, gmt)
+
+
+@pytest.mark.neo4j
+def test_annotate_enrich_writes_and_loads_enrichment_terms(clean_graph, tmp_path):
+    write_layer_catalog(tmp_path / "saes" / "layer02_x4_k4", marker_catalog())
+    gmt = tmp_path / "markers.gmt"
+    gmt.write_text("".join(f"{name}\tdescription\t" + "\t".join(genes) + "\n" for name, genes in GENE_SETS.items()))
+    result = CliRunner().invoke(cli, ["annotate", "--sae-atlas", str(tmp_path / "saes"), "--model", "demo",
+                                      "--enrich", str(gmt), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = clean_graph.read(
+        "MATCH (f:Feature)-[e:ENRICHED_IN]->(t:Term)<-[:MEMBER_OF]-(g:Gene)<-[:TOP_GENE]-(f) "
+        "RETURN f.index AS feature, t.id AS term, f.label AS label, count(g) AS genes ORDER BY feature")
+    by_feature = {row["feature"]: row for row in rows}
+    assert by_feature[0]["term"] == "markers:T_CELL" and by_feature[0]["label"] == "T_CELL"
+    assert by_feature[0]["genes"] == 4
+    assert json.loads((tmp_path / "saes" / "layer02_x4_k4" / "feature_annotations.json").read_text())[
+        "feature_annotations"]["0"][0]["term"] == "T_CELL"

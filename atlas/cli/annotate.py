@@ -49,12 +49,16 @@ def _gene_set_source(path: Path, source: str | None):
 @click.option("--layers", help="Only these catalog layers, comma-separated (default: all).")
 @click.option("--gmt", "gmt_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="GMT gene-set file -> Term + MEMBER_OF (repeatable).")
+@click.option("--enrich", "enrich_gmt", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="GMT file: annotate the --sae-atlas features by Fisher enrichment of their top genes (BH-adjusted), "
+                   "write feature_annotations.json, then load catalogs and gene sets.")
 @click.option("--source", help="Library name for the Term ids of the GMT file(s) (default: each file's name).")
 @click.option("--batch-size", default=5_000, show_default=True, help="Rows per write transaction.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def annotate(sae_atlas: Path | None, model: str | None, sae: str | None, layers: str | None,
-             gmt_files: tuple[Path, ...], source: str | None, batch_size: int, as_json: bool, quiet: bool) -> None:
+             gmt_files: tuple[Path, ...], enrich_gmt: Path | None, source: str | None, batch_size: int, as_json: bool,
+             quiet: bool) -> None:
     """Load feature catalogs (activation frequency, top genes, enrichment terms, label) and GMT gene sets.
 
     Feature uids are MODEL/SAE/LNN/FNNNN, so --model and --sae must match the runs' manifests for annotations to
@@ -65,6 +69,7 @@ def annotate(sae_atlas: Path | None, model: str | None, sae: str | None, layers:
       atlas annotate --sae-atlas saes/ --model Geneformer-V2-316M --sae saes
       atlas annotate --gmt c2.cp.kegg.v2023.gmt --gmt h.all.v2023.gmt --json
       atlas annotate --sae-atlas saes/ --model gf --layers 5,6 --gmt GO_Biological_Process_2023.gmt
+      atlas annotate --sae-atlas saes/ --model gf --enrich atlas/data/markers.gmt
     """
     from tqdm import tqdm
 
@@ -73,10 +78,18 @@ def annotate(sae_atlas: Path | None, model: str | None, sae: str | None, layers:
 
     if not sae_atlas and not gmt_files:
         raise AtlasError("nothing to load: give --sae-atlas DIR and/or --gmt FILE (see atlas annotate --help)")
+    if enrich_gmt and not sae_atlas:
+        raise AtlasError("--enrich annotates the features of --sae-atlas DIR: give both")
+    gmt_files = (*gmt_files, enrich_gmt) if enrich_gmt else gmt_files
     if source and len(gmt_files) > 1:
         raise AtlasError("--source names one GMT library; give one --gmt per call or let each file name its own")
     if batch_size < 1:
         raise AtlasError(f"--batch-size must be at least 1, got {batch_size}")
+    if enrich_gmt:
+        from atlas.enrichment import enrich_atlas
+
+        enrich_atlas(sae_atlas, enrich_gmt, source=source,
+                     layers=[int(layer) for layer in layers.split(",")] if layers else None)
     rows = AnnotationRows()
     if sae_atlas:
         rows.merge(_catalog_source(sae_atlas, model, sae, layers))
