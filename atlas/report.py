@@ -34,6 +34,7 @@ from atlas.analysis.result import AnalysisResult
 from atlas.analysis.scope import Scope
 from atlas.db.connection import Graph
 from atlas.errors import AtlasError
+from atlas.experiments import report_sections as experiment_sections
 
 
 @dataclass
@@ -166,6 +167,11 @@ def register_section(builder: SectionBuilder) -> SectionBuilder:
     if builder not in EXPERIMENT_SECTIONS:
         EXPERIMENT_SECTIONS.append(builder)
     return builder
+
+
+# The experiments' sections (combinatorial ablation, trajectory steering): atlas.experiments.report_sections.
+register_section(experiment_sections.ablation_section)
+register_section(experiment_sections.steering_section)
 
 
 @dataclass

@@ -21,13 +21,14 @@ BATCH = 2000
 
 
 def _clean(value: Any) -> Any:
-    """Neo4j-storable value: numpy scalars to Python, NaN to None (Neo4j removes the property), arrays to lists."""
+    """Neo4j-storable value: numpy scalars and arrays to Python, a NaN scalar to None (the property is removed).
+
+    Inside lists NaN stays NaN: Neo4j cannot store null in a list, and the position matters (e.g. per order).
+    """
     if hasattr(value, "tolist"):
         value = value.tolist()
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if isinstance(value, list):
-        return [_clean(item) for item in value]
     return value
 
 

@@ -58,7 +58,7 @@ INTERACTION = NodeType(
      "selection": "str", "term": "str", "members": "str[]", "target_layer": "int", "n_cells": "int",
      "n_targets": "int", "median_redundancy": "float", "mean_redundancy": "float", "mean_abs_interaction": "float",
      "mean_abs_full_d": "float", "fraction_superadditive": "float", "fraction_additive": "float",
-     "fraction_subadditive": "float"},
+     "fraction_subadditive": "float", "redundancy_by_order": "float[]"},
     indexed=("run",),
 )
 STEERING = NodeType(

@@ -15,9 +15,10 @@ RUN = {"id": "ablate-test", "kind": "ablation", "model": "tiny", "sae": "tinysae
 SETS = [
     {"set_id": "S000", "selection": "explicit", "order": 2, "member_layers": [1, 2], "member_features": [3, 4],
      "target_layer": 3, "n_cells": 6, "n_targets": 2, "median_redundancy": 0.8, "fraction_subadditive": 0.5,
-     "fraction_additive": 0.5, "fraction_superadditive": 0.0, "mean_abs_interaction": float("nan")},
+     "fraction_additive": 0.5, "fraction_superadditive": 0.0, "mean_abs_interaction": float("nan"),
+     "redundancy_by_order": [1.0, 0.8]},
     {"set_id": "S001", "selection": "random", "order": 1, "member_layers": [1], "member_features": [3],
-     "target_layer": 3, "n_cells": 6, "n_targets": 1},
+     "target_layer": 3, "n_cells": 6, "n_targets": 1, "redundancy_by_order": [float("nan")]},
 ]
 TARGETS = [
     {"set_id": "S000", "target_layer": 3, "target_feature": 7, "full_d": 1.2, "redundancy": 0.7,
@@ -80,6 +81,31 @@ def test_steering_results_are_stored_per_feature_and_alpha_without_duplicates(cl
         (feature_uid("tiny", "tinysae", 1, 3), 0.0), (feature_uid("tiny", "tinysae", 1, 3), 2.0)]
     assert rows[0]["up"] == ["GENE1", "GENE2"]
     assert clean_graph.read("MATCH (f:Feature) RETURN count(f) AS n")[0]["n"] == 1
+
+
+def test_report_sections_show_experiments_on_the_scopes_model_and_mark_hubs(clean_graph):
+    from atlas.analysis.scope import Scope
+    from atlas.experiments.report_sections import ablation_section, steering_section
+    from atlas.report import ReportContext
+
+    store_ablation(clean_graph, RUN, SETS, TARGETS)
+    store_steering(clean_graph, STEER_RUN, STEERINGS)
+    uid = feature_uid("tiny", "tinysae", 1, 3)
+    clean_graph.write("CREATE (:Run {id: 'trace-1', kind: 'trace', model: 'tiny', sae: 'tinysae'}) "
+                      "CREATE (:Run {id: 'trace-2', kind: 'trace', model: 'other', sae: 'tinysae'}) WITH 1 AS one "
+                      "MATCH (f:Feature {uid: $uid}), (g:Feature {index: 7}) "
+                      "CREATE (f)-[:AFFECTS {run: 'trace-1', d: 1.0}]->(g)", uid=uid)
+    context = ReportContext(clean_graph, Scope(("trace-1",)))
+    ablation = ablation_section(context)
+    assert ablation.tables[0][1].set_index("selection").loc["explicit", "median_redundancy"] == 0.8
+    orders = ablation.tables[1][1]
+    assert orders[orders["selection"] == "explicit"]["order"].tolist() == [1, 2]
+    steering = steering_section(context)
+    strongest = steering.tables[1][1]
+    assert set(strongest["out_degree"]) == {1} and set(strongest["alpha"]) == {0.0, 2.0}
+    assert len(steering.figures) == 1 and len(ablation.figures) == 1
+    other = ReportContext(clean_graph, Scope(("trace-2",)))
+    assert ablation_section(other) is None and steering_section(other) is None
 
 
 def test_library_queries_answer_redundancy_and_direction_of_a_feature(clean_graph):

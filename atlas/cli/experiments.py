@@ -137,8 +137,8 @@ def ablate(model_dir, saes_dir, cells_path, token_dictionary, gene_median_dictio
           --select same-pathway --select cross-pathway --select random --order 3 --n-sets 20 --plot redundancy.png
       atlas ablate --load experiments/ablation-1a2b3c4d5e6f      # store saved results in the graph
     """
-    from atlas.experiments.interactions import order_overview
     from atlas.experiments.plots import redundancy_figure
+    from atlas.experiments.summaries import order_overview
 
     options = locals()
     if load_dir is not None:

@@ -226,11 +226,13 @@ def summarise(effects: list[SetEffects], target_layer: int, n_cells: int, min_ef
         names = [str(member) for member in feature_set.members]
         identity = {"set_id": feature_set.set_id, "selection": feature_set.selection}
         stats = target_statistics(effect.d, min_effect, tolerance)
+        by_order = order_summary(effect.d, min_effect)
         set_rows.append(identity | {
             "order": feature_set.order, "term": feature_set.term, "members": names,
             "member_layers": [m.layer for m in feature_set.members],
             "member_features": [m.index for m in feature_set.members],
-            "target_layer": target_layer, "n_cells": effect.n_cells} | set_summary(stats))
+            "target_layer": target_layer, "n_cells": effect.n_cells,
+            "redundancy_by_order": [row["median_redundancy"] for row in by_order]} | set_summary(stats))
         for column, target in enumerate(stats.targets):
             target_rows.append(identity | {
                 "target_layer": target_layer, "target_feature": int(target),
@@ -238,7 +240,7 @@ def summarise(effects: list[SetEffects], target_layer: int, n_cells: int, min_ef
                 "redundancy": stats.redundancy[column], "interaction": stats.interaction[column],
                 "marginal_last": stats.marginal_last[column], "max_abs_d": stats.max_abs_d[column],
                 "class": stats.classes[column]})
-        order_rows += [identity | row for row in order_summary(effect.d, min_effect)]
+        order_rows += [identity | row for row in by_order]
         for mask in condition_masks(feature_set.order):
             for target in stats.targets:
                 condition_rows.append(identity | {

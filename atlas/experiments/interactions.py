@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 SUPERADDITIVE, ADDITIVE, SUBADDITIVE = "superadditive", "additive", "subadditive"
 CLASSES = (SUPERADDITIVE, ADDITIVE, SUBADDITIVE)
@@ -167,13 +166,3 @@ def order_summary(effects: np.ndarray, min_effect: float = 0.5) -> list[dict[str
         })
     return rows
 
-
-def order_overview(orders: pd.DataFrame) -> pd.DataFrame:
-    """Per selection kind and subset order, over sets: how many, mean effects and median redundancy."""
-    columns = ["selection", "order", "n_sets", "mean_n_effects", "mean_abs_d", "median_redundancy"]
-    if orders.empty:
-        return pd.DataFrame(columns=columns)
-    grouped = orders.groupby(["selection", "order"], sort=True)
-    overview = grouped.agg(n_sets=("set_id", "nunique"), mean_n_effects=("n_effects", "mean"),
-                           mean_abs_d=("mean_abs_d", "mean"), median_redundancy=("median_redundancy", "median"))
-    return overview.reset_index()[columns]

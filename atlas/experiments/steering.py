@@ -35,6 +35,7 @@ from atlas.experiments.pseudotime import (
     pseudotime_extremes,
     signatures,
 )
+from atlas.experiments.summaries import layer_summary
 from atlas.model import n_layers
 from atlas.sae.base import SparseAutoencoder
 from atlas.trace.setup import GENEFORMER_NON_GENE_TOKENS
@@ -247,15 +248,3 @@ def _results(switch: pd.DataFrame, alphas: list[float], accumulator: _Accumulato
     return pd.DataFrame(rows, columns=["layer", "feature", "alpha", "switch_d", "n_cells", "fraction_positive",
                                        "mean_ds", "std_ds", "top_up", "top_down"]), cell_rows
 
-
-def layer_summary(results: pd.DataFrame) -> pd.DataFrame:
-    """Directionality per layer and alpha: steered features, share pushing toward late, mean fraction positive."""
-    columns = ["layer", "alpha", "n_features", "fraction_toward_late", "mean_fraction_positive", "mean_ds"]
-    measured = results.dropna(subset=["mean_ds"])
-    if measured.empty:
-        return pd.DataFrame(columns=columns)
-    grouped = measured.groupby(["layer", "alpha"])
-    summary = grouped.agg(n_features=("feature", "size"), mean_fraction_positive=("fraction_positive", "mean"),
-                          mean_ds=("mean_ds", "mean"))
-    summary["fraction_toward_late"] = grouped["mean_ds"].apply(lambda values: float((values > 0).mean()))
-    return summary.reset_index()[columns]
