@@ -9,6 +9,7 @@ from scipy import stats
 
 import queries
 from atlas.analysis.degrees import degree_table
+from atlas.analysis.hubs import feature_annotations
 from atlas.analysis.projection import projected
 from atlas.analysis.result import AnalysisResult
 from atlas.analysis.scope import Scope
@@ -30,12 +31,11 @@ def population(graph: Graph, scope: Scope, min_activation_freq: float = DEFAULT_
     sources = degrees.loc[degrees["out_degree"] > 0, ["uid", "out_degree"]]
     missing = sorted(set(sources["uid"]) - set(active["uid"]))
     if missing:
-        extra = graph.read(queries.internal("feature_annotations").text, uids=missing)
-        extra = pd.DataFrame(extra, columns=["uid", "label", "annotated", "terms", "activation_freq"])
+        extra = feature_annotations(graph, missing)
         active = pd.concat([active, extra.drop(columns="terms")], ignore_index=True)
     table = active.merge(sources, on="uid", how="left")
     table["out_degree"] = table["out_degree"].fillna(0).astype("int64")
-    table["annotated"] = table["annotated"].fillna(False).astype(bool)
+    table["annotated"] = table["annotated"].eq(True)
     return table.sort_values(["out_degree", "uid"], ascending=[False, True], ignore_index=True)
 
 

@@ -13,25 +13,24 @@ from atlas.db.connection import Graph
 PERCENTILES = (25, 75, 90, 99)
 
 
-def _degree_stream(projection: Projection, orientation: str, relationship_type: str = "*") -> pd.Series:
-    rows = projection.stream("degree_stream", orientation=orientation, relationship_types=[relationship_type])
-    return pd.Series({row["uid"]: row["degree"] for row in rows}, dtype="int64")
+def node_values(projection: Projection, statement: str, column: str, node_ids: pd.Index, **parameters) -> np.ndarray:
+    """One value per projected feature (in ``node_ids`` order) from a GDS stream keyed by node id."""
+    columns = projection.columns(statement, **parameters)
+    return pd.Series(columns[column], index=columns["node_id"], dtype=float).reindex(node_ids).to_numpy()
 
 
 def degree_table(projection: Projection) -> pd.DataFrame:
-    """One row per projected feature: uid, layer, out_degree, in_degree, degree, and out_L<layer> per layer."""
-    out_rows = projection.stream("degree_stream", orientation="NATURAL", relationship_types=["*"])
-    layers = pd.Series({row["uid"]: row["layer"] for row in out_rows})
-    table = pd.DataFrame({
-        "uid": layers.index,
-        "layer": layers.to_numpy(dtype="int64"),
-        "out_degree": pd.Series({row["uid"]: row["degree"] for row in out_rows}).reindex(layers.index).to_numpy(),
-        "in_degree": _degree_stream(projection, "REVERSE").reindex(layers.index).to_numpy(),
-    })
+    """One row per projected feature: node_id, uid, layer, out_degree, in_degree, degree, out_L<layer> per layer."""
+    table = pd.DataFrame(projection.columns("projected_features"), columns=["node_id", "uid", "layer", "out_degree"])
+    node_ids = pd.Index(table["node_id"])
+    in_degree = node_values(projection, "degree_stream", "degree", node_ids, orientation="REVERSE",
+                            relationship_types=["*"])
+    table["in_degree"] = in_degree.astype("int64")
     table["degree"] = table["out_degree"] + table["in_degree"]
     for layer in projection.layers:
-        per_layer = _degree_stream(projection, "NATURAL", Projection.relationship_type(layer))
-        table[f"out_L{layer}"] = per_layer.reindex(layers.index).fillna(0).astype("int64").to_numpy()
+        per_layer = node_values(projection, "degree_stream", "degree", node_ids, orientation="NATURAL",
+                                relationship_types=[Projection.relationship_type(layer)])
+        table[f"out_L{layer}"] = per_layer.astype("int64")
     return table.sort_values(["out_degree", "in_degree", "uid"], ascending=[False, False, True], ignore_index=True)
 
 
@@ -92,7 +91,7 @@ def ccdf_table(table: pd.DataFrame) -> pd.DataFrame:
 
 def degrees_from_projection(projection: Projection, table: pd.DataFrame | None = None) -> AnalysisResult:
     """Degree distributions of an existing projection (from ``table`` when its degrees are already computed)."""
-    table = degree_table(projection) if table is None else table[degree_table_columns(projection)]
+    table = (degree_table(projection) if table is None else table)[degree_table_columns(projection)]
     summary = {"features": len(table), "edges": int(table["out_degree"].sum()),
                "features_with_out_edges": int((table["out_degree"] > 0).sum()),
                "downstream_layers": list(projection.layers)}

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 import queries
-from atlas.analysis.degrees import degree_table, degrees_from_projection
+from atlas.analysis.degrees import degree_table, degrees_from_projection, node_values
 from atlas.analysis.projection import Projection, projected
 from atlas.analysis.result import AnalysisResult
 from atlas.analysis.scope import Scope
@@ -73,10 +73,6 @@ class HubRule:
 DEFAULT_RULE = HubRule()
 
 
-def _column(rows: list[dict], key: str, index: pd.Index) -> np.ndarray:
-    return pd.Series({row["uid"]: row[key] for row in rows}, dtype=float).reindex(index).to_numpy()
-
-
 def betweenness_config(projection: Projection) -> dict[str, int]:
     """Exact betweenness for small projections, a seeded sample of source nodes for large ones."""
     if projection.node_count <= BETWEENNESS_EXACT_UP_TO:
@@ -84,12 +80,17 @@ def betweenness_config(projection: Projection) -> dict[str, int]:
     return {"samplingSize": BETWEENNESS_SAMPLES, "samplingSeed": BETWEENNESS_SEED}
 
 
+def feature_annotations(graph: Graph, uids: list[str]) -> pd.DataFrame:
+    """uid, label, annotated, terms (enrichment count) and activation_freq of some features."""
+    rows = graph.read(queries.internal("feature_annotations").text, uids=uids)[0]["rows"]
+    return pd.DataFrame(rows, columns=["uid", "label", "annotated", "terms", "activation_freq"])
+
+
 def annotate(graph: Graph, table: pd.DataFrame) -> pd.DataFrame:
     """Add label, annotated (catalog flag or any enrichment term) and activation_freq to a table with a uid column."""
-    rows = graph.read(queries.internal("feature_annotations").text, uids=table["uid"].tolist())
-    info = pd.DataFrame(rows, columns=["uid", "label", "annotated", "terms", "activation_freq"])
+    info = feature_annotations(graph, table["uid"].tolist())
     merged = table.merge(info, on="uid", how="left")
-    merged["annotated"] = merged["annotated"].fillna(False).astype(bool)
+    merged["annotated"] = merged["annotated"].eq(True)
     return merged
 
 
@@ -97,16 +98,16 @@ def hub_table(projection: Projection, rule: HubRule, betweenness: bool = True, d
               iterations: int = 20, tolerance: float = 1e-7) -> pd.DataFrame:
     """Every projected feature with degrees, PageRank, betweenness (NaN when skipped), hub class and rank."""
     table = degree_table(projection)
-    index = pd.Index(table["uid"])
-    pagerank = projection.stream("pagerank_stream", damping=damping, iterations=iterations, tolerance=tolerance)
-    table["pagerank"] = _column(pagerank, "pagerank", index)
+    node_ids = pd.Index(table["node_id"])
+    table["pagerank"] = node_values(projection, "pagerank_stream", "pagerank", node_ids, damping=damping,
+                                    iterations=iterations, tolerance=tolerance)
     table["betweenness"] = np.nan
     if betweenness:
-        scores = projection.stream("betweenness_stream", config=betweenness_config(projection))
-        table["betweenness"] = _column(scores, "betweenness", index)
+        table["betweenness"] = node_values(projection, "betweenness_stream", "betweenness", node_ids,
+                                           config=betweenness_config(projection))
     if rule.by == "betweenness" and not betweenness:
         raise AtlasError("hubs ranked by betweenness need betweenness: drop --no-betweenness")
-    table = annotate(projection.graph, table)
+    table = annotate(projection.graph, table.drop(columns="node_id"))
     table["hub"] = rule.classify(table)
     table = table.sort_values([rule.by, "degree", "uid"], ascending=[False, False, True], ignore_index=True)
     table["hub_rank"] = np.arange(1, len(table) + 1)
@@ -151,6 +152,8 @@ def unannotated_from_table(table: pd.DataFrame, projection: Projection, rule: Hu
 
 def write_back(graph: Graph, scope: Scope, table: pd.DataFrame) -> int:
     """Write hub centralities, class and rank onto the feature nodes under ``hub_scope = scope.key``; return rows."""
+    graph.write(queries.internal("hub_index").text)
+    graph.write(queries.internal("await_indexes").text)
     graph.write(queries.internal("hub_clear").text, scope=scope.key)
     columns = ["uid", "hub", "hub_rank", "out_degree", "in_degree", "pagerank", "betweenness"]
     rows = [{key: (None if isinstance(value, float) and np.isnan(value) else value) for key, value in row.items()}

@@ -33,6 +33,11 @@ class Projection:
         """Run the internal statement ``statement`` (a GDS stream over this projection) and return its rows."""
         return self.graph.read(queries.internal(statement).text, graph_name=self.name, **parameters)
 
+    def columns(self, statement: str, **parameters: Any) -> dict[str, list]:
+        """Run an internal statement that aggregates a GDS stream into one row of parallel lists (one list per
+        column): far cheaper to transfer than one record per node."""
+        return self.stream(statement, **parameters)[0]
+
     @staticmethod
     def relationship_type(layer: int) -> str:
         """The projected relationship type of the edges into one downstream layer."""

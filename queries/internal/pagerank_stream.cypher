@@ -3,7 +3,7 @@
 // param damping: float — damping factor
 // param iterations: int — maximum iterations
 // param tolerance: float — convergence tolerance
-// returns: uid, pagerank
+// returns: one row of parallel lists: node_id, pagerank
 CALL gds.pageRank.stream($graph_name, {dampingFactor: $damping, maxIterations: $iterations, tolerance: $tolerance})
 YIELD nodeId, score
-RETURN gds.util.asNode(nodeId).uid AS uid, score AS pagerank
+RETURN collect(nodeId) AS node_id, collect(score) AS pagerank

@@ -4,7 +4,7 @@
 // param limit: int = 50 — how many hubs
 // returns: uid, layer, out_degree, pagerank, betweenness, hub_rank, top_genes
 MATCH (feature:Feature)
-WHERE feature.hub_scope = $scope AND feature.hub
+WHERE feature.hub_scope = $scope AND feature.hub = true
   AND NOT coalesce(feature.annotated, false) AND NOT EXISTS { (feature)-[:ENRICHED_IN]->(:Term) }
 WITH feature ORDER BY feature.hub_rank LIMIT $limit
 RETURN feature.uid AS uid, feature.layer AS layer, feature.hub_degree AS out_degree,

@@ -1,0 +1,255 @@
+"""Benchmark the hub report and the unannotated-hubs query on the reference-sized synthetic run.
+
+Setup (not timed): a synthetic run of the reference study's shape (1,393,850 edges at scale 1, from
+``benchmarks/synthetic.py``) loaded with the online loader, plus activation frequencies, annotations (53.8 % of source
+features, as in the study) and top genes written with parameterised UNWIND.
+
+Timed, in one process and one run:
+  1. the full hub report through Neo4j + GDS: memory check, projection, degrees (out/in/per layer), PageRank,
+     betweenness (sampled), annotation join, unannotated hubs with top genes, write-back of every feature;
+  2. the same figures with an in-memory baseline on the same edges (numpy + scipy.sparse for degrees and PageRank,
+     networkx for sampled betweenness, pandas for unannotated hubs), and whether both agree;
+  3. p50/p95 latency of the `unannotated_hubs` library query over N calls, raw (graph.read) and through the
+     read-only path of `atlas query` (EXPLAIN check + read transaction), next to the same lookup in pandas.
+
+Run with your own instance, e.g.::
+
+    ATLAS_HOME=/tmp/atlas-bench ATLAS_BOLT_PORT=7702 ATLAS_HTTP_PORT=7402 ATLAS_NEO4J_HEAP=2g \
+    ATLAS_NEO4J_PAGECACHE=2g .venv/bin/python benchmarks/bench_analysis.py --scale 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from scipy import sparse
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import queries  # noqa: E402
+from atlas.analysis import hubs as hub_analysis  # noqa: E402
+from atlas.analysis.projection import projected  # noqa: E402
+from atlas.analysis.scope import resolve_scope  # noqa: E402
+from atlas.db.connection import Graph, connect  # noqa: E402
+from atlas.runformat import read_manifest  # noqa: E402
+from benchmarks.synthetic import make_synthetic_run  # noqa: E402
+from loaders.online import ingest_run  # noqa: E402
+from loaders.runs import uids  # noqa: E402
+from queries.readonly import run_read_only  # noqa: E402
+
+ANNOTATED_SHARE = 0.538  # reference study: 53.8 % of the traced features carry an annotation
+TOP_GENES = 10
+BATCH = 2000
+
+
+def load_edges(run_dir: Path) -> pd.DataFrame:
+    """Source and target uids plus target layer of every edge, read from the run's Parquet shards."""
+    manifest = read_manifest(run_dir)
+    table = pq.read_table(sorted(run_dir.glob("edges-*.parquet")),
+                          columns=["source_feature", "target_layer", "target_feature"])
+    source = table.column("source_feature").to_numpy()
+    layer = table.column("target_layer").to_numpy()
+    target = table.column("target_feature").to_numpy()
+    return pd.DataFrame({
+        "source": uids(manifest, np.full(len(source), manifest.source_layer), source),
+        "target": uids(manifest, layer, target), "target_layer": layer})
+
+
+def ensure_loaded(graph: Graph, run_dir: Path, scale: float, seed: int) -> str:
+    """Write the synthetic run (once) and ingest it (a no-op when it is already in the graph)."""
+    if not (run_dir / "manifest.json").is_file():
+        started = time.perf_counter()
+        make_synthetic_run(run_dir, scale=scale, seed=seed)
+        print(f"setup: synthetic run written in {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    report = ingest_run(graph, run_dir)
+    print(f"setup: online ingest {report.edges_written:,} new edges in {time.perf_counter() - started:.1f} s "
+          f"(status {report.status})")
+    return report.run_id
+
+
+def annotate_sources(graph: Graph, edges: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Give source features an activation frequency tracking degree, annotations and top genes (idempotent)."""
+    rng = np.random.default_rng(seed)
+    degree = edges.groupby("source").size()
+    features = pd.DataFrame({"uid": degree.index, "out_degree": degree.to_numpy()})
+    features["activation_freq"] = np.clip(features["out_degree"] / 343 * 0.02 * rng.lognormal(0, 0.4, len(features)),
+                                          0.001, 1.0)
+    features["annotated"] = rng.random(len(features)) < ANNOTATED_SHARE
+    features["term"] = [f"GO:{rng.integers(0, 500):07d}" if flag else None for flag in features["annotated"]]
+    features["genes"] = [[f"GENE{g}" for g in rng.choice(2000, TOP_GENES, replace=False)] for _ in range(len(features))]
+    rows = features[["uid", "activation_freq", "annotated", "term", "genes"]].to_dict(orient="records")
+    statement = (
+        "UNWIND $rows AS row MATCH (f:Feature {uid: row.uid}) "
+        "SET f.activation_freq = row.activation_freq, f.annotated = row.annotated, "
+        "f.label = CASE WHEN row.annotated THEN row.term END "
+        "WITH f, row CALL (f, row) { WITH f, row WHERE row.term IS NOT NULL "
+        "  MERGE (t:Term {id: row.term}) ON CREATE SET t.name = 'term ' + row.term, t.source = 'GO' "
+        "  MERGE (f)-[e:ENRICHED_IN]->(t) SET e.p_adj = 0.001 } "
+        "WITH f, row UNWIND range(0, size(row.genes) - 1) AS rank "
+        "MERGE (g:Gene {id: row.genes[rank]}) ON CREATE SET g.symbol = row.genes[rank] "
+        "MERGE (f)-[r:TOP_GENE]->(g) SET r.rank = rank + 1, r.weight = 1.0 / (rank + 1)")
+    started = time.perf_counter()
+    for start in range(0, len(rows), BATCH):
+        graph.write(statement, rows=rows[start:start + BATCH])
+    print(f"setup: annotations and top genes of {len(rows):,} source features in {time.perf_counter() - started:.1f} s")
+    return features
+
+
+def gds_hub_report(graph: Graph, run_id: str, rule: hub_analysis.HubRule) -> tuple[float, hub_analysis.HubReport]:
+    """Time the full hub report (with write-back) through Neo4j + GDS."""
+    scope = resolve_scope(graph, [run_id])
+    started = time.perf_counter()
+    report = hub_analysis.hub_report(graph, scope, rule, write=True)
+    return time.perf_counter() - started, report
+
+
+def gds_breakdown(graph: Graph, run_id: str, rule: hub_analysis.HubRule) -> dict[str, float]:
+    """Seconds per step of the hub report (a second pass, for the breakdown)."""
+    scope = resolve_scope(graph, [run_id])
+    times, mark = {}, time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        times[name] = now - mark
+        mark = now
+
+    with projected(graph, scope) as projection:
+        lap("memory check + projection")
+        from atlas.analysis.degrees import degree_table
+
+        degree_table(projection)
+        lap("degrees (out, in, 3 layers)")
+        projection.stream("pagerank_stream", damping=0.85, iterations=20, tolerance=1e-7)
+        lap("pagerank")
+        projection.stream("betweenness_stream", config=hub_analysis.betweenness_config(projection))
+        lap("betweenness (sampled)")
+        table = hub_analysis.hub_table(projection, rule, betweenness=False)
+        lap("hub table again without betweenness (degrees + pagerank + annotation join)")
+        hub_analysis.unannotated_from_table(table, projection, rule, genes=5)
+        lap("unannotated hubs + top genes")
+    lap("drop projection")
+    hub_analysis.write_back(graph, scope, table)
+    lap("write-back")
+    return times
+
+
+def baseline_hub_report(edges: pd.DataFrame, features: pd.DataFrame, rule: hub_analysis.HubRule,
+                        samples: int) -> tuple[dict[str, float], pd.DataFrame]:
+    """The same hub figures in memory: numpy/scipy degrees and PageRank, networkx sampled betweenness, pandas."""
+    times = {}
+    started = time.perf_counter()
+    nodes, codes = np.unique(np.concatenate([edges["source"].to_numpy(), edges["target"].to_numpy()]),
+                             return_inverse=True)
+    source, target = codes[:len(edges)], codes[len(edges):]
+    out_degree = np.bincount(source, minlength=len(nodes))
+    in_degree = np.bincount(target, minlength=len(nodes))
+    per_layer = {layer: np.bincount(source[edges["target_layer"].to_numpy() == layer], minlength=len(nodes))
+                 for layer in sorted(edges["target_layer"].unique())}
+    times["degrees (numpy)"] = time.perf_counter() - started
+    started = time.perf_counter()
+    matrix = sparse.csr_matrix((1.0 / out_degree[source], (target, source)), shape=(len(nodes), len(nodes)))
+    rank = np.full(len(nodes), 0.15)
+    for _ in range(20):
+        rank = 0.15 + 0.85 * (matrix @ rank)
+    times["pagerank (scipy.sparse, GDS formula)"] = time.perf_counter() - started
+    started = time.perf_counter()
+    network = nx.DiGraph()
+    network.add_edges_from(zip(edges["source"], edges["target"], strict=True))
+    times["networkx graph build"] = time.perf_counter() - started
+    started = time.perf_counter()
+    betweenness = nx.betweenness_centrality(network, k=samples, normalized=False, seed=42)
+    times[f"betweenness (networkx, k={samples})"] = time.perf_counter() - started
+    started = time.perf_counter()
+    table = pd.DataFrame({"uid": nodes, "out_degree": out_degree, "in_degree": in_degree, "pagerank": rank})
+    table["betweenness"] = table["uid"].map(betweenness)
+    table = table.merge(features[["uid", "annotated"]], on="uid", how="left")
+    table["annotated"] = table["annotated"].eq(True)
+    table["hub"] = table["out_degree"] > rule.threshold
+    unannotated = table[table["hub"] & ~table["annotated"]].sort_values("out_degree", ascending=False)
+    times["hub class + unannotated hubs (pandas)"] = time.perf_counter() - started
+    del per_layer, unannotated
+    return times, table
+
+
+def latencies(call, calls: int) -> np.ndarray:
+    """Milliseconds of ``calls`` calls after one warm-up."""
+    call()
+    values = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        call()
+        values.append((time.perf_counter() - started) * 1000)
+    return np.array(values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the reference run (default 1)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run-dir", type=Path, default=Path("/tmp/atlas-bench-analysis/run"))
+    parser.add_argument("--calls", type=int, default=100, help="query calls for the latency figures")
+    parser.add_argument("--threshold", type=float, default=1000, help="hub rule: out-degree above this")
+    args = parser.parse_args()
+    rule = hub_analysis.HubRule(threshold=args.threshold)
+
+    with connect() as graph:
+        version, _, gds_version = graph.server_versions()
+        print(f"Neo4j {version}, GDS {gds_version}, scale {args.scale}")
+        run_id = ensure_loaded(graph, args.run_dir, args.scale, args.seed)
+        edges = load_edges(args.run_dir)
+        features = annotate_sources(graph, edges, args.seed)
+        print(f"run {run_id}: {len(edges):,} edges, {edges['source'].nunique():,} source features")
+
+        seconds, report = gds_hub_report(graph, run_id, rule)
+        summary = report.hubs.summary
+        print(f"\n[1] full hub report via Neo4j + GDS (degrees, PageRank, betweenness, unannotated hubs, "
+              f"write-back): {seconds:.2f} s")
+        print(f"    hubs {summary['hubs']} ({summary['rule']}), unannotated {len(report.unannotated_hubs.table)}, "
+              f"betweenness {summary['betweenness']}, written {summary['written']:,} features")
+        for step, value in gds_breakdown(graph, run_id, rule).items():
+            print(f"    step: {step:<75} {value:7.2f} s")
+
+        base_times, base = baseline_hub_report(edges, features, rule, hub_analysis.BETWEENNESS_SAMPLES)
+        base_total = sum(base_times.values())
+        print(f"\n[2] in-memory baseline on the same edges: {base_total:.2f} s (no persistence, no write-back)")
+        for step, value in base_times.items():
+            print(f"    step: {step:<75} {value:7.2f} s")
+        merged = report.features.merge(base, on="uid", suffixes=("_gds", "_base"))
+        same_degrees = bool((merged["out_degree_gds"] == merged["out_degree_base"]).all()
+                            and (merged["in_degree_gds"] == merged["in_degree_base"]).all())
+        pagerank_error = float(np.max(np.abs(merged["pagerank_gds"] - merged["pagerank_base"])
+                                      / merged["pagerank_base"]))
+        same_hubs = set(merged.loc[merged["hub_gds"], "uid"]) == set(merged.loc[merged["hub_base"], "uid"])
+        print(f"    agreement: degrees identical {same_degrees}, PageRank max relative difference "
+              f"{pagerank_error:.2e}, hub sets identical {same_hubs}")
+        print(f"    ratio GDS report / baseline: {seconds / base_total:.2f}x")
+
+        named = queries.get("unannotated_hubs")
+        parameters = named.bind({"scope": run_id})
+        raw = latencies(lambda: graph.read(named.text, **parameters), args.calls)
+        guarded = latencies(lambda: run_read_only(graph, named.text, parameters), args.calls)
+        rows = len(graph.read(named.text, **parameters))
+        hubs = base[base["hub"] & ~base["annotated"]]
+        in_memory = latencies(lambda: hubs.sort_values("out_degree", ascending=False).head(50), args.calls)
+        print(f"\n[3] unannotated_hubs query ({rows} rows), {args.calls} calls each:")
+        for name, values in (("Neo4j, graph.read (the query alone)", raw),
+                             ("Neo4j, atlas query read-only path (EXPLAIN check + read tx)", guarded),
+                             ("baseline: pandas filter on an in-memory table", in_memory)):
+            print(f"    {name:<62} p50 {np.percentile(values, 50):8.2f} ms  p95 {np.percentile(values, 95):8.2f} ms")
+        print(f"    ratio p95 Neo4j query / pandas: {np.percentile(raw, 95) / np.percentile(in_memory, 95):.0f}x")
+        targets = {"report <= 60 s": seconds <= 60, "query p95 <= 100 ms": np.percentile(raw, 95) <= 100,
+                   "atlas query path p95 <= 100 ms": np.percentile(guarded, 95) <= 100}
+        print("\ntargets: " + ", ".join(f"{name}: {'met' if met else 'MISSED'}" for name, met in targets.items()))
+
+
+if __name__ == "__main__":
+    main()
