@@ -12,10 +12,11 @@ from atlas.errors import AtlasError
 from atlas.experiments.ablation import ablate
 from atlas.experiments.features import FeatureRef, FeatureSet, parse_feature_set
 from atlas.experiments.interactions import moebius
+from atlas.experiments.reference import reference_ablation_changes
 from atlas.trace.engine import trace_cells
 from atlas.trace.setup import TraceSetup
 from atlas.trace.stats import layer_statistics
-from tests.tiny import CLS, EOS, fit_tiny_sae, layer_activations, tiny_bert, tiny_cells
+from tests.tiny import fit_tiny_sae, layer_activations, tiny_bert, tiny_cells
 
 TARGET = 3
 
@@ -37,48 +38,6 @@ def _active_features(model, cells, saes, layer: int, count: int) -> list[int]:
     with torch.no_grad():
         frequency = (saes[layer].encode(activations[layer]) > 0).float().mean(dim=0)
     return torch.argsort(frequency, descending=True)[:count].tolist()
-
-
-@torch.no_grad()
-def _hooked_changes(model, saes, cells, members: list[FeatureRef], target: int,
-                    position_members: list[FeatureRef] | None = None) -> np.ndarray:
-    """Reference design: a full forward with one hook per member layer editing gene positions; per cell (where any
-    of ``position_members``, default the members, is active) the mean change at the target layer over the gene
-    positions where one of them is active."""
-    position_members = position_members or members
-    blocks = model.bert.encoder.layer
-    changes, captured = [], {}
-
-    def capture(_module, _inputs, output):
-        captured["target"] = output
-
-    def make_ablation(layer, genes):
-        indices = [m.index for m in members if m.layer == layer]
-
-        def ablation(_module, _inputs, output):
-            edited = output.clone()
-            edited[:, genes] -= saes[layer].encode(output[:, genes])[..., indices] @ saes[layer].W_dec[indices]
-            return edited
-        return ablation
-
-    for cell in cells:
-        ids = torch.as_tensor(cell)[None]
-        genes = torch.as_tensor((cell != CLS) & (cell != EOS))
-        states = model(input_ids=ids, output_hidden_states=True).hidden_states
-        active = torch.stack([saes[m.layer].encode(states[m.layer + 1][0][genes])[:, m.index] > 0
-                              for m in position_members]).any(0)
-        if not active.any():
-            continue
-        handles = [blocks[target].register_forward_hook(capture)]
-        handles += [blocks[layer].register_forward_hook(make_ablation(layer, genes))
-                    for layer in {m.layer for m in members}]
-        model(input_ids=ids)
-        for handle in handles:
-            handle.remove()
-        clean = saes[target].encode(states[target + 1][0][genes])
-        change = saes[target].encode(captured["target"][0][genes]) - clean
-        changes.append(change[active].mean(0).double().numpy())
-    return np.stack(changes)
 
 
 def test_a_set_of_one_feature_equals_the_single_feature_ablation_of_the_tracer(tiny):
@@ -105,7 +64,7 @@ def test_each_condition_ablates_its_members_at_their_own_layers_in_one_forward(t
     result = ablate(model, saes, cells, [FeatureSet("pair", (first, second))], TARGET)
     assert (np.abs(result.effects[0].mean[1:]).max(axis=1) > 1e-3).all()
     for mask, members in ((1, [first]), (2, [second]), (3, [first, second])):
-        reference = _hooked_changes(model, saes, cells, members, TARGET, position_members=[first, second])
+        reference = reference_ablation_changes(model, saes, cells, members, TARGET, position_members=[first, second])
         np.testing.assert_allclose(result.effects[0].mean[mask], reference.mean(0), atol=1e-5)
 
 

@@ -8,7 +8,8 @@ import torch
 
 from atlas.errors import AtlasError
 from atlas.experiments.features import FeatureRef
-from atlas.experiments.pseudotime import choose_root, diffusion_pseudotime, pseudotime_extremes
+from atlas.experiments.pseudotime import choose_root, diffusion_pseudotime, pseudotime_extremes, signatures
+from atlas.experiments.reference import reference_steered_logits
 from atlas.experiments.steering import state_shift, steer
 from tests.tiny import fit_tiny_sae, gene_names, layer_activations, tiny_bert, tiny_cells
 
@@ -41,6 +42,20 @@ def test_alpha_one_leaves_every_cell_where_it_was(tiny):
     assert result.results.query("alpha == 1.0")["top_up"].map(len).sum() == 0
     moved = result.cells[result.cells["alpha"] == 3.0]["ds"]
     assert (moved != 0).any()
+
+
+def test_steering_matches_the_hook_and_rerun_reference(tiny):
+    model, cells, saes = tiny
+    feature = FeatureRef(1, _frequent(model, cells, saes[1], 1, 1)[0])
+    result = steer(model, saes, cells, features=[feature], alphas=[0.0, 3.0], pseudotime=np.arange(12.0))
+    clean = np.stack([reference_steered_logits(model, saes[1], cell, feature, 1.0) for cell in cells])
+    early, late = signatures(clean, result.extremes)
+    for alpha in (0.0, 3.0):
+        rows = result.cells[result.cells["alpha"] == alpha]
+        steered = np.stack([reference_steered_logits(model, saes[1], cells[c], feature, alpha) for c in rows["cell"]])
+        expected = state_shift(steered, clean[rows["cell"].to_numpy()], early, late)
+        np.testing.assert_allclose(rows["ds"], expected, atol=1e-6)
+        assert np.abs(expected).max() > 1e-5
 
 
 def test_the_batched_path_equals_one_variant_at_a_time(tiny):
