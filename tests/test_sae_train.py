@@ -15,6 +15,7 @@ from atlas.sae.biosae import load_sae_set
 from atlas.sae.train import (
     TrainingConfig,
     build_catalogs,
+    catalogs_from_sample,
     explained_variance,
     gene_position_states,
     sample_activations,
@@ -46,14 +47,14 @@ def test_batched_gene_states_equal_one_cell_at_a_time(model, cells):
 
 
 def test_max_positions_subsamples_training_activations(model, cells):
-    everything = sample_activations(model, cells, [1], CONFIG)[1]
-    some = sample_activations(model, cells, [1], TrainingConfig(max_positions=40))[1]
+    everything = sample_activations(model, cells, [1], CONFIG).activations[1]
+    some = sample_activations(model, cells, [1], TrainingConfig(max_positions=40)).activations[1]
     assert everything.shape[0] == sum(len(cell) - 2 for cell in cells)
     assert 10 < some.shape[0] < everything.shape[0]
 
 
 def test_trained_sae_has_the_reference_shape_and_unit_norm_decoder_rows(model, cells):
-    activations = sample_activations(model, cells, [1], CONFIG)[1]
+    activations = sample_activations(model, cells, [1], CONFIG).activations[1]
     sae = train_topk_sae(activations, CONFIG)
     assert (sae.d_model, sae.n_features, sae.k) == (16, 64, 4)
     assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(64), atol=1e-5)
@@ -62,7 +63,7 @@ def test_trained_sae_has_the_reference_shape_and_unit_norm_decoder_rows(model, c
 
 
 def test_training_improves_reconstruction(model, cells):
-    activations = sample_activations(model, cells, [1], CONFIG)[1]
+    activations = sample_activations(model, cells, [1], CONFIG).activations[1]
     untrained = train_topk_sae(activations, TrainingConfig(expansion=4, k=4, epochs=0))
     trained = train_topk_sae(activations, CONFIG)
     assert explained_variance(trained, activations) > explained_variance(untrained, activations) + 0.1
@@ -81,6 +82,18 @@ def test_streamed_catalog_equals_the_catalog_of_all_codes(model, cells):
         assert [gene.gene_id for gene in got.top_genes] == [gene.gene_id for gene in want.top_genes]
         assert [gene.weight for gene in got.top_genes] == pytest.approx([gene.weight for gene in want.top_genes],
                                                                         rel=1e-4)
+
+
+def test_catalog_from_a_complete_sample_equals_the_catalog_of_a_model_pass(model, cells):
+    sample = sample_activations(model, cells, [2], CONFIG)
+    assert sample.complete
+    sae = train_topk_sae(sample.activations[2], CONFIG)
+    names = gene_names(model.config.vocab_size)
+    stored = catalogs_from_sample(sample, {2: sae}, model.config.vocab_size, names, top_n=5, batch_size=7)[2]
+    rerun = build_catalogs(model, cells, {2: sae}, names, top_n=5)[2]
+    assert [f.fire_count for f in stored.features] == [f.fire_count for f in rerun.features]
+    assert [[g.gene_id for g in f.top_genes] for f in stored.features] == [
+        [g.gene_id for g in f.top_genes] for f in rerun.features]
 
 
 def test_train_layers_returns_one_sae_and_catalog_per_layer(model, cells):

@@ -98,6 +98,15 @@ def _check_layers(model: BertForMaskedLM, layers: Sequence[int]) -> list[int]:
     return layers
 
 
+@dataclass
+class ActivationSample:
+    """Training activations per layer, the gene token of each sampled position, and whether every position is in."""
+
+    activations: dict[int, torch.Tensor]
+    genes: torch.Tensor
+    complete: bool
+
+
 def sample_activations(
     model: BertForMaskedLM,
     input_ids: Sequence[np.ndarray],
@@ -107,23 +116,25 @@ def sample_activations(
     special_tokens: Sequence[int] = DEFAULT_SPECIAL_TOKENS,
     device: torch.device | str = "cpu",
     progress: Callable[[int], None] | None = None,
-) -> dict[int, torch.Tensor]:
-    """Layer -> training activations: gene-position hidden states, a uniform sample of at most max_positions."""
+) -> ActivationSample:
+    """Gene-position hidden states of ``layers``: a uniform sample of at most max_positions (all when they fit)."""
     layers = _check_layers(model, layers)
     total = sum(int(np.count_nonzero(~np.isin(ids, special_tokens))) for ids in input_ids)
     keep_rate = min(1.0, config.max_positions / max(total, 1))
     generator = torch.Generator().manual_seed(config.seed)
     kept: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
+    kept_genes = []
     for states, genes in gene_position_states(model, input_ids, layers, special_tokens=special_tokens,
                                               cell_batch_size=config.cell_batch_size, device=device,
                                               progress=progress):
         chosen = torch.rand(genes.shape[0], generator=generator) < keep_rate
+        kept_genes.append(genes[chosen])
         for layer in layers:
             kept[layer].append(states[layer][chosen.to(states[layer].device)].cpu())
-    activations = {layer: torch.cat(rows) for layer, rows in kept.items()}
-    if next(iter(activations.values())).shape[0] == 0:
+    genes = torch.cat(kept_genes)
+    if genes.shape[0] == 0:
         raise AtlasError("the cells hold no gene positions to train on")
-    return activations
+    return ActivationSample({layer: torch.cat(rows) for layer, rows in kept.items()}, genes, keep_rate >= 1.0)
 
 
 def train_topk_sae(activations: torch.Tensor, config: TrainingConfig, device: torch.device | str = "cpu",
@@ -245,6 +256,22 @@ def build_catalogs(
             for layer in saes}
 
 
+@torch.no_grad()
+def catalogs_from_sample(sample: ActivationSample, saes: dict[int, TopKSAE], vocab_size: int,
+                         gene_names: dict[int, str], top_n: int = 20, batch_size: int = 8192
+                         ) -> dict[int, LayerCatalog]:
+    """The layers' catalogs from stored activations (when they hold every gene position, no model pass is needed)."""
+    catalogs = {}
+    for layer, sae in saes.items():
+        device = sae.mean.device
+        accumulator = CatalogAccumulator(sae.n_features, vocab_size, device)
+        for start in range(0, sample.genes.shape[0], batch_size):
+            states = sample.activations[layer][start:start + batch_size].to(device)
+            accumulator.add(sae.encode(states), sample.genes[start:start + batch_size])
+        catalogs[layer] = accumulator.catalog(layer, sae.k, gene_names, top_n)
+    return catalogs
+
+
 def train_layers(
     model: BertForMaskedLM,
     input_ids: Sequence[np.ndarray],
@@ -270,14 +297,18 @@ def train_layers(
             progress(name, done[0], total)
         return step
 
-    activations = sample_activations(model, input_ids, layers, config, special_tokens=special_tokens, device=device,
-                                     progress=stage("activations", len(input_ids)))
+    sample = sample_activations(model, input_ids, layers, config, special_tokens=special_tokens, device=device,
+                                progress=stage("activations", len(input_ids)))
     saes = {}
     for layer in layers:
-        saes[layer] = train_topk_sae(activations[layer], config, device,
+        saes[layer] = train_topk_sae(sample.activations[layer], config, device,
                                      progress=stage(f"train layer {layer}", config.epochs))
-    catalogs = build_catalogs(model, input_ids, saes, gene_names, special_tokens=special_tokens,
-                              top_n=config.top_genes, cell_batch_size=config.cell_batch_size, device=device,
-                              progress=stage("catalog", len(input_ids)))
-    return [TrainedLayer(layer, saes[layer], catalogs[layer], explained_variance(saes[layer], activations[layer]),
-                         int(activations[layer].shape[0])) for layer in layers]
+    if sample.complete:
+        catalogs = catalogs_from_sample(sample, saes, int(model.config.vocab_size), gene_names, config.top_genes)
+    else:
+        catalogs = build_catalogs(model, input_ids, saes, gene_names, special_tokens=special_tokens,
+                                  top_n=config.top_genes, cell_batch_size=config.cell_batch_size, device=device,
+                                  progress=stage("catalog", len(input_ids)))
+    return [TrainedLayer(layer, saes[layer], catalogs[layer],
+                         explained_variance(saes[layer], sample.activations[layer]),
+                         int(sample.activations[layer].shape[0])) for layer in layers]

@@ -1,0 +1,43 @@
+"""What the demo tells the user at the end: where the report is, how to browse the graph, what to query next."""
+
+from __future__ import annotations
+
+import os
+
+from atlas.demo.pipeline import DemoResult
+
+
+def top_hub(run_id: str) -> dict | None:
+    """The run's feature with the most outgoing edges (uid, label), read with the library's `hubs` query."""
+    import queries
+    from atlas.db.connection import connect
+
+    hubs = queries.get("hubs")
+    with connect() as graph:
+        rows = graph.read(hubs.text, **hubs.bind({"run": run_id, "limit": "1"}))
+    return rows[0] if rows else None
+
+
+def next_steps(result: DemoResult) -> dict:
+    """Report path, Neo4j Browser address and three `atlas query` commands that work on this demo's graph."""
+    from atlas.db.server import ServerConfig
+
+    if os.environ.get("NEO4J_URI"):
+        bolt = os.environ["NEO4J_URI"]
+        browser = "your Neo4j Browser (the server at NEO4J_URI)"
+        password_file = "NEO4J_PASSWORD"
+    else:
+        config = ServerConfig.from_env()
+        bolt, password_file = config.bolt_uri, str(config.password_file)
+        browser = f"http://{config.listen_address}:{config.http_port}/browser/"
+    hub = top_hub(result.run_id)
+    commands = [f"atlas query hubs -p run={result.run_id} -p limit=10"]
+    if hub is not None:
+        commands.append(f"atlas query feature_edges -p uid={hub['uid']} -p run={result.run_id} -p limit=10")
+    commands.append("atlas query features_by_term -p term=T_CELL")
+    if hub is None:
+        commands.append("atlas query features_by_gene -p gene=CD3D")
+    return {"report": str(result.report), "browser": browser, "bolt": bolt, "password_file": password_file,
+            "run_id": result.run_id, "model": str(result.model_dir), "saes": str(result.sae_dir),
+            "model_trained": result.model_trained, "saes_trained": result.saes_trained, "try": commands,
+            "top_hub": hub}
