@@ -78,25 +78,28 @@ def _trace_one_cell(setup: TraceSetup, tokens: np.ndarray, selected: torch.Tenso
     clean_codes = {layer: _encode(setup, layer, cached[layer][gene_positions]) for layer in measured}
     blocks = setup.blocks()
     length = ids.shape[1]
+    # Source code of every selected feature at every position (zero at CLS/EOS), so each variant's delta is one
+    # broadcast product added to the cached state: no per-variant copy or scatter of hidden states.
+    full_codes = torch.zeros(length, codes.shape[1], dtype=codes.dtype, device=codes.device)
+    full_codes[gene_positions] = codes
     for chunk in variants.split(batch_size):
         size = len(chunk)
         chunk_active = active[:, chunk].T                                             # (b, G)
-        delta = -codes[:, chunk].T.unsqueeze(2) * directions[chunk].unsqueeze(1)      # (b, G, d)
-        hidden = source.expand(size, -1, -1).clone()
-        hidden[:, gene_positions] += delta.to(hidden.dtype)
+        delta = -full_codes[:, chunk].T.unsqueeze(2) * directions[chunk].unsqueeze(1)  # (b, T, d)
+        hidden = source + delta.to(source.dtype)
         variant_of_row, gene_of_row = torch.nonzero(chunk_active, as_tuple=True)
         flat_rows = variant_of_row * length + gene_positions[gene_of_row]
-        counts = chunk_active.sum(dim=1, keepdim=True)
+        # Row r of the measured change belongs to variant variant_of_row[r]; averaging is one small matmul.
+        averaging = torch.zeros(size, len(variant_of_row), dtype=codes.dtype, device=codes.device)
+        averaging[variant_of_row, torch.arange(len(variant_of_row), device=codes.device)] = 1.0
+        averaging /= chunk_active.sum(dim=1, keepdim=True)
         observed = {}
         for layer in range(source_layer + 1, setup.last_layer + 1):
             hidden = blocks[layer](hidden)
             if layer not in clean_codes:
                 continue
             ablated = _encode(setup, layer, hidden.reshape(size * length, -1)[flat_rows])   # (R, F)
-            change = ablated - clean_codes[layer][gene_of_row]
-            sums = torch.zeros(size, change.shape[1], dtype=state.mean[layer].dtype, device=change.device)
-            sums.index_add_(0, variant_of_row, change.to(sums.dtype))
-            mean_change = sums / counts
+            mean_change = averaging @ (ablated - clean_codes[layer][gene_of_row])
             mean_change[dead_direction[chunk]] = 0
             observed[layer] = mean_change
         state.update(state_rows[chunk], observed)
