@@ -32,10 +32,8 @@ def write_gmt(tmp_path: Path, text: str, name: str = "hallmark.gmt") -> Path:
     return path
 
 
-@pytest.fixture
-def sae_atlas(tmp_path) -> Path:
+def build_sae_atlas(root: Path) -> Path:
     """Two layers of a tiny SAE atlas in the public layout: catalogs and annotations."""
-    root = tmp_path / "saes"
     features = [
         CatalogFeature(0, 0.12, top_genes=[TopGene(11, "CD3E", 2.5), TopGene(12, "CD3D", 1.25)],
                        annotations=[Annotation("GO_BP", "T cell activation", 1e-6, 12.5, 2, ["CD3E", "CD3D"]),
@@ -50,6 +48,11 @@ def sae_atlas(tmp_path) -> Path:
         6, 8, 4, [CatalogFeature(7, 0.3, top_genes=[TopGene(11, "CD3E", 0.5)],
                                  annotations=[Annotation("GO_BP", "T cell activation", 0.01, 3.0, 1, ["CD3E"])])]))
     return root
+
+
+@pytest.fixture
+def sae_atlas(tmp_path) -> Path:
+    return build_sae_atlas(tmp_path / "saes")
 
 
 def test_gmt_lines_become_gene_sets_with_their_line_numbers(tmp_path):

@@ -41,6 +41,21 @@ def _gene_set_source(path: Path, source: str | None):
     return gene_set_rows(read_gmt(path), source or library_name(path))
 
 
+def annotation_rows(sae_atlas: Path | None, model: str | None, sae: str | None, layers: str | None,
+                    gmt_files: tuple[Path, ...], source: str | None):
+    """Every requested source read and checked, as one set of rows (nothing touches the database here)."""
+    from loaders.annotations import AnnotationRows
+
+    if source and len(gmt_files) > 1:
+        raise AtlasError("--source names one GMT library; give one --gmt per call or let each file name its own")
+    rows = AnnotationRows()
+    if sae_atlas:
+        rows.merge(_catalog_source(sae_atlas, model, sae, layers))
+    for path in gmt_files:
+        rows.merge(_gene_set_source(path, source))
+    return rows
+
+
 @click.command()
 @click.option("--sae-atlas", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="SAE atlas root with layerNN_xE_kK/feature_catalog.json (+ feature_annotations.json).")
@@ -74,15 +89,13 @@ def annotate(sae_atlas: Path | None, model: str | None, sae: str | None, layers:
     from tqdm import tqdm
 
     from atlas.db.connection import connect
-    from loaders.annotations import AnnotationRows, load_annotations
+    from loaders.annotations import load_annotations
 
     if not sae_atlas and not gmt_files:
         raise AtlasError("nothing to load: give --sae-atlas DIR and/or --gmt FILE (see atlas annotate --help)")
     if enrich_gmt and not sae_atlas:
         raise AtlasError("--enrich annotates the features of --sae-atlas DIR: give both")
     gmt_files = (*gmt_files, enrich_gmt) if enrich_gmt else gmt_files
-    if source and len(gmt_files) > 1:
-        raise AtlasError("--source names one GMT library; give one --gmt per call or let each file name its own")
     if batch_size < 1:
         raise AtlasError(f"--batch-size must be at least 1, got {batch_size}")
     if enrich_gmt:
@@ -90,12 +103,7 @@ def annotate(sae_atlas: Path | None, model: str | None, sae: str | None, layers:
 
         enrich_atlas(sae_atlas, enrich_gmt, source=source,
                      layers=[int(layer) for layer in layers.split(",")] if layers else None)
-    rows = AnnotationRows()
-    if sae_atlas:
-        rows.merge(_catalog_source(sae_atlas, model, sae, layers))
-    for path in gmt_files:
-        rows.merge(_gene_set_source(path, source))
-
+    rows = annotation_rows(sae_atlas, model, sae, layers, gmt_files, source)
     counts = rows.counts()
     with connect() as graph, tqdm(total=sum(counts.values()), desc="annotate", unit="row", unit_scale=True,
                                   disable=quiet or as_json) as bar:

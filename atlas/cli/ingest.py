@@ -23,6 +23,13 @@ def _validate(run_dir: Path, quiet: bool):
         return validate_run(run_dir, progress=lambda record: bar.update(1))
 
 
+def _model_and_sae(run_dir: Path) -> tuple[str, str]:
+    from atlas.runformat import read_manifest
+
+    manifest = read_manifest(run_dir)
+    return manifest.model, manifest.sae
+
+
 def _ingest_online(run_dirs: tuple[Path, ...], batch_size: int, quiet: bool) -> list[dict]:
     from tqdm import tqdm
 
@@ -45,24 +52,68 @@ def _ingest_online(run_dirs: tuple[Path, ...], batch_size: int, quiet: bool) -> 
     return reports
 
 
+def _ingest_offline(run_dirs: tuple[Path, ...], annotation_options: dict, force: bool, quiet: bool) -> dict:
+    from tqdm import tqdm
+
+    from atlas.cli.annotate import annotation_rows
+    from loaders.offline import bulk_import
+
+    runs = [_validate(run_dir, quiet) for run_dir in run_dirs]
+    annotations = annotation_rows(**annotation_options)
+    with tqdm(total=sum(run.edge_count for run in runs), desc="write import files", unit="edge", unit_scale=True,
+              disable=quiet, bar_format=BAR_FORMAT) as bar:
+        report = bulk_import(runs, annotations, force=force, progress=bar.update)
+    return report.as_dict()
+
+
 @click.command()
 @click.argument("run_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--batch-size", default=10_000, show_default=True, help="Edges per write transaction (online).")
 @click.option("--delete", "delete_run", metavar="RUN_ID", help="Remove this run's edges and Run node instead.")
+@click.option("--offline", is_flag=True,
+              help="Bulk import into a fresh managed database with neo4j-admin (stops and restarts the server).")
+@click.option("--force", is_flag=True, help="With --offline: replace a database that is not empty.")
+@click.option("--sae-atlas", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="With --offline: also import this SAE atlas's catalogs (as atlas annotate --sae-atlas).")
+@click.option("--model", help="With --sae-atlas: model name in feature uids (default: the runs' model).")
+@click.option("--sae", help="With --sae-atlas: SAE set name in feature uids (default: the runs' sae).")
+@click.option("--gmt", "gmt_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --offline: also import this GMT gene-set file (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def ingest(run_dirs: tuple[Path, ...], batch_size: int, delete_run: str | None, as_json: bool, quiet: bool) -> None:
+def ingest(run_dirs: tuple[Path, ...], batch_size: int, delete_run: str | None, offline: bool, force: bool,
+           sae_atlas: Path | None, model: str | None, sae: str | None, gmt_files: tuple[Path, ...], as_json: bool,
+           quiet: bool) -> None:
     """Load trace run directories into the graph: every shard validated first, each loaded exactly once.
 
     Reruns are safe: loaded shards are skipped, a shard whose load was interrupted is cleaned and reloaded, and a
     run that grew new shards gets only those. Works against the managed server or any NEO4J_URI (cluster too).
+    --offline builds a fresh atlas with neo4j-admin import instead (managed server only; it replaces the
+    database 'neo4j' and refuses a non-empty one unless --force); the resulting graph is the same.
 
     \b
     Examples:
       atlas ingest runs/L05                       # online, batched UNWIND over Bolt
       atlas ingest runs/L05 runs/L11 --json
       atlas ingest --delete L05-20cells            # remove exactly that run's edges and Run node
+      atlas ingest --offline runs/L05 runs/L11 --sae-atlas saes/ --gmt h.all.gmt
     """
+    if not offline and (force or sae_atlas or gmt_files):
+        raise AtlasError("--force, --sae-atlas and --gmt go with --offline (online, use atlas annotate)")
+    if offline:
+        if delete_run is not None or not run_dirs:
+            raise AtlasError("--offline needs run directories (and cannot be combined with --delete)")
+        models = {_model_and_sae(run_dir) for run_dir in run_dirs}
+        default_model, default_sae = next(iter(models)) if len(models) == 1 else (None, None)
+        options = {"sae_atlas": sae_atlas, "model": model or default_model, "sae": sae or default_sae,
+                   "layers": None, "gmt_files": gmt_files, "source": None}
+        result = _ingest_offline(run_dirs, options, force, quiet or as_json)
+        if as_json:
+            emit_json(result)
+        else:
+            emit_mapping({key: value for key, value in result.items() if key != "rows"} | result["rows"],
+                         title="offline import")
+        return
     if delete_run is not None:
         if run_dirs:
             raise AtlasError("give either run directories to load or --delete RUN_ID, not both")

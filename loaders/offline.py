@@ -1,0 +1,280 @@
+"""The offline bulk path for a fresh atlas: ``neo4j-admin database import full`` files from runs and annotations.
+
+:func:`write_import_files` turns validated runs and :class:`~loaders.annotations.AnnotationRows` into one header
+file and one data file per label and relationship type, typed from :mod:`loaders.schema` (the same declaration
+the online loader and the constraints use), with the rows of :mod:`loaders.runs` and :mod:`loaders.annotations`.
+:func:`bulk_import` then stops the managed server, imports into the ``neo4j`` database (Community Edition has one
+user database, so importing means replacing it: refused when it is not empty unless forced), starts the server
+again and applies the schema. The resulting graph is the one the online loaders build from the same inputs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from atlas.db import server
+from atlas.errors import AtlasError
+from loaders.annotations import AnnotationRows
+from loaders.runs import ValidatedRun, edge_columns, feature_rows, loaded_run_properties
+from loaders.schema import AFFECTS, ENRICHED_IN, FEATURE, GENE, MEMBER_OF, RUN, TERM, TOP_GENE, NodeType
+
+DATABASE = "neo4j"
+ARRAY_DELIMITER = ";"
+# schema type -> (neo4j-admin import type, Arrow type of the column before it becomes text)
+_TYPES = {
+    "str": ("string", pa.string()), "int": ("long", pa.int64()), "float": ("double", pa.float64()),
+    "bool": ("boolean", pa.bool_()), "int[]": ("long[]", pa.list_(pa.int64())),
+    "str[]": ("string[]", pa.list_(pa.string())),
+}
+
+
+@dataclass
+class ImportFiles:
+    """The files of one import: ``--nodes`` and ``--relationships`` arguments and the rows each holds."""
+
+    directory: Path
+    nodes: dict[str, list[Path]] = field(default_factory=dict)
+    relationships: dict[str, list[Path]] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+
+    def arguments(self) -> list[str]:
+        """The neo4j-admin arguments naming every file."""
+        nodes = [f"--nodes={label}={','.join(map(str, paths))}" for label, paths in self.nodes.items()]
+        relationships = [f"--relationships={kind}={','.join(map(str, paths))}"
+                         for kind, paths in self.relationships.items()]
+        return nodes + relationships
+
+
+def _text(values: pa.Array) -> pa.Array:
+    """A column as CSV text: arrays joined by the array delimiter, infinities spelled the way Java parses them."""
+    if pa.types.is_list(values.type):
+        joined = pc.binary_join(values.cast(pa.list_(pa.string())), ARRAY_DELIMITER)
+        return pc.if_else(pc.is_null(values), pa.scalar(None, pa.string()), joined)
+    if pa.types.is_floating(values.type):
+        text = values.cast(pa.string())
+        return pc.replace_substring_regex(pc.replace_substring_regex(text, "^inf$", "Infinity"),
+                                          "^-inf$", "-Infinity")
+    return values
+
+
+class _CsvFile:
+    """One data file of an import, written in chunks with typed columns; its header goes to a separate file."""
+
+    def __init__(self, directory: Path, name: str, header: list[str], columns: list[tuple[str, pa.DataType]]):
+        self.header_path = directory / f"{name}.header.csv"
+        self.data_path = directory / f"{name}.csv"
+        self.header_path.write_text(",".join(header) + "\n", encoding="utf-8")
+        self.columns = columns
+        self.rows = 0
+        self._writer: pcsv.CSVWriter | None = None
+
+    def write(self, data: dict[str, Any]) -> None:
+        """Append rows given as ``column -> values`` (lists or arrays); missing columns are empty (no property)."""
+        length = len(next(iter(data.values())))
+        arrays = [_text(pa.array(data[name], type) if name in data else pa.nulls(length, type))
+                  for name, type in self.columns]
+        table = pa.table(arrays, names=[f"c{i}" for i in range(len(arrays))])
+        if self._writer is None:
+            self._writer = pcsv.CSVWriter(self.data_path, table.schema,
+                                          write_options=pcsv.WriteOptions(include_header=False,
+                                                                          quoting_style="needed"))
+        self._writer.write_table(table)
+        self.rows += length
+
+    def close(self) -> list[Path]:
+        if self._writer is None:
+            self.data_path.write_text("", encoding="utf-8")
+        else:
+            self._writer.close()
+        return [self.header_path, self.data_path]
+
+
+def _node_file(directory: Path, node: NodeType) -> _CsvFile:
+    header, columns = [], []
+    for name, kind in node.properties.items():
+        admin_type, arrow_type = _TYPES[kind]
+        header.append(f"{name}:ID({node.label})" if name == node.key else f"{name}:{admin_type}")
+        columns.append((name, arrow_type))
+    return _CsvFile(directory, node.label, header, columns)
+
+
+def _relationship_file(directory: Path, relationship, source_label: str, target_label: str) -> _CsvFile:
+    header = [f":START_ID({source_label})", f":END_ID({target_label})"]
+    columns = [("source", pa.string()), ("target", pa.string())]
+    for name, kind in relationship.properties.items():
+        admin_type, arrow_type = _TYPES[kind]
+        header.append(f"{name}:{admin_type}")
+        columns.append((name, arrow_type))
+    return _CsvFile(directory, relationship.type, header, columns)
+
+
+def _columns(rows: Iterable[dict[str, Any]], names: Iterable[str]) -> dict[str, list[Any]]:
+    rows = list(rows)
+    return {name: [row.get(name) for row in rows] for name in names}
+
+
+def _pairs(relationships: dict[tuple[str, str], dict[str, Any]], names: Iterable[str]) -> dict[str, list[Any]]:
+    rows = [{"source": source, "target": target, **properties}
+            for (source, target), properties in relationships.items()]
+    return _columns(rows, ["source", "target", *names])
+
+
+def _features(runs: list[ValidatedRun], annotations: AnnotationRows) -> list[dict[str, Any]]:
+    """Features of the runs' edges, completed by the catalogs' properties (what loading both online gives)."""
+    features: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        for row in feature_rows(run):
+            features.setdefault(row["uid"], row)
+    for uid, row in annotations.features.items():
+        features[uid] = {**features.get(uid, {}), **row}
+    return list(features.values())
+
+
+def write_import_files(
+    directory: str | Path,
+    runs: list[ValidatedRun],
+    annotations: AnnotationRows | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportFiles:
+    """Write the import files of these runs and annotations into ``directory`` (emptied first).
+
+    Run nodes come out as the online loader leaves a fully loaded run; ``progress`` gets edges written per shard.
+    """
+    annotations = annotations or AnnotationRows()
+    directory = Path(directory)
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    files = ImportFiles(directory)
+
+    def finish(kind: str, name: str, csv_file: _CsvFile) -> None:
+        getattr(files, kind)[name] = csv_file.close()
+        files.rows[name] = csv_file.rows
+
+    node_data = [
+        (FEATURE, _features(runs, annotations)), (GENE, list(annotations.genes.values())),
+        (TERM, list(annotations.terms.values())), (RUN, [loaded_run_properties(run) for run in runs]),
+    ]
+    for node, rows in node_data:
+        csv_file = _node_file(directory, node)
+        if rows:
+            csv_file.write(_columns(rows, node.properties))
+        finish("nodes", node.label, csv_file)
+
+    affects = _relationship_file(directory, AFFECTS, "Feature", "Feature")
+    for run in runs:
+        for record in run.shards:
+            columns = edge_columns(run.manifest, run.read(record))
+            columns["run"] = np.full(record.rows, run.run_id, dtype=object)
+            affects.write({name: columns[name] for name in ("source", "target", *AFFECTS.properties)})
+            if progress is not None:
+                progress(record.rows)
+    finish("relationships", AFFECTS.type, affects)
+
+    for relationship, pairs, source, target in (
+        (TOP_GENE, annotations.top_genes, "Feature", "Gene"),
+        (ENRICHED_IN, annotations.enriched_in, "Feature", "Term"),
+        (MEMBER_OF, annotations.member_of, "Gene", "Term"),
+    ):
+        csv_file = _relationship_file(directory, relationship, source, target)
+        if pairs:
+            csv_file.write(_pairs(pairs, relationship.properties))
+        finish("relationships", relationship.type, csv_file)
+    return files
+
+
+@dataclass
+class BulkImportReport:
+    """What an offline import did and how long each phase took."""
+
+    rows: dict[str, int]
+    edges: int
+    seconds_write_files: float
+    seconds_stop: float
+    seconds_import: float
+    seconds_start_and_schema: float
+    import_directory: str
+
+    @property
+    def seconds(self) -> float:
+        return self.seconds_write_files + self.seconds_stop + self.seconds_import + self.seconds_start_and_schema
+
+    @property
+    def edges_per_second(self) -> float:
+        return self.edges / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output."""
+        return {**vars(self), "seconds": round(self.seconds, 3), "edges_per_second": round(self.edges_per_second, 1)}
+
+
+def _node_count() -> int:
+    from atlas.db.connection import connect
+
+    with connect() as graph:
+        return graph.read("MATCH (n) RETURN count(n) AS nodes")[0]["nodes"]
+
+
+def bulk_import(
+    runs: list[ValidatedRun],
+    annotations: AnnotationRows | None = None,
+    *,
+    force: bool = False,
+    directory: str | Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BulkImportReport:
+    """Replace the managed server's ``neo4j`` database by an import of these runs and annotations.
+
+    Refused against a remote server (NEO4J_URI) and, unless ``force``, when the database holds any node. The
+    server is stopped for the import and started again; the schema (constraints, indexes) is applied after.
+    """
+    from atlas.db.connection import connect
+    from loaders.schema import apply_schema
+
+    if os.environ.get("NEO4J_URI"):
+        raise AtlasError("the offline import runs against the managed server only; unset NEO4J_URI, or load a "
+                         "remote server with the online loader (atlas ingest without --offline)")
+    if os.environ.get("NEO4J_DATABASE", DATABASE) != DATABASE:
+        raise AtlasError(f"the offline import replaces database '{DATABASE}' (Community Edition has one user "
+                         "database); unset NEO4J_DATABASE")
+    config = server.ServerConfig.from_env()
+    server.start(config)
+    nodes = _node_count()
+    if nodes and not force:
+        raise AtlasError(f"database '{DATABASE}' on {config.bolt_uri} is not empty ({nodes:,} nodes); the offline "
+                         "import replaces it entirely: pass --force to replace it, or use the online loader")
+    started = time.perf_counter()
+    files = write_import_files(Path(directory) if directory else config.home / "import" / "bulk", runs,
+                               annotations, progress)
+    written = time.perf_counter()
+    # The database name goes first: --nodes and --relationships take any number of values and would swallow it.
+    arguments = ["database", "import", "full", DATABASE, "--overwrite-destination=true", "--multiline-fields=true",
+                 f"--array-delimiter={ARRAY_DELIMITER}", f"--report-file={files.directory / 'import.report'}",
+                 *files.arguments()]
+    server.stop(config)
+    stopped = time.perf_counter()
+    try:
+        result = server.run_admin(config, *arguments)
+        imported = time.perf_counter()
+    finally:
+        server.start(config)
+    if result.returncode != 0:
+        lines = [line for line in (result.stderr or result.stdout).strip().splitlines() if line.strip()]
+        raise AtlasError(f"neo4j-admin import failed: {lines[-1] if lines else 'no output'} "
+                         f"(files in {files.directory})")
+    with connect() as graph:
+        apply_schema(graph)
+    finished = time.perf_counter()
+    return BulkImportReport(files.rows, files.rows[AFFECTS.type], written - started, stopped - written,
+                            imported - stopped, finished - imported, str(files.directory))

@@ -1,0 +1,98 @@
+"""The offline bulk path (neo4j-admin import into the managed server) against the online loaders."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from atlas.catalog import read_catalogs
+from atlas.db.connection import connect
+from atlas.errors import AtlasError
+from benchmarks.synthetic import make_synthetic_run
+from loaders.annotations import catalog_rows, gene_set_rows, load_annotations
+from loaders.digest import graph_digest
+from loaders.gmt import read_gmt
+from loaders.offline import bulk_import, write_import_files
+from loaders.online import ingest_run
+from loaders.runs import validate_run
+from loaders.schema import NODE_TYPES
+from tests.test_annotate import GMT, build_sae_atlas
+
+pytestmark = [pytest.mark.neo4j, pytest.mark.skipif(bool(os.environ.get("NEO4J_URI")),
+                                                    reason="the offline import needs the managed server")]
+MODEL, SAE = "tiny-gf", "tiny-saes"
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    """Two runs (layers 5 and 6) whose features overlap the tiny SAE atlas, plus catalog and GMT rows."""
+    runs = [make_synthetic_run(tmp_path / "L05", scale=0.002, seed=3, model=MODEL, sae=SAE, finalized=True),
+            make_synthetic_run(tmp_path / "L06", scale=0.001, seed=4, model=MODEL, sae=SAE, source_layer=6,
+                               downstream_layers=(7, 11, 17), finalized=False)]
+    gmt = tmp_path / "hallmark.gmt"
+    gmt.write_text(GMT)
+    rows = catalog_rows(read_catalogs(build_sae_atlas(tmp_path / "saes")).values(), MODEL, SAE)
+    return runs, rows.merge(gene_set_rows(read_gmt(gmt), "hallmark"))
+
+
+def fresh_driver(graph) -> None:
+    """Give the shared test connection a new driver: the old one's bookmarks name transactions of the replaced
+    database, which the imported one never reaches (every live client must reconnect after an offline import)."""
+    fresh = connect(graph.settings)
+    graph.driver.close()
+    graph.driver = fresh.driver
+
+
+def test_import_files_are_typed_from_the_schema(tmp_path, inputs):
+    runs, rows = inputs
+    files = write_import_files(tmp_path / "import", [validate_run(run) for run in runs], rows)
+    header = (files.directory / "AFFECTS.header.csv").read_text().strip().split(",")
+    assert header[:2] == [":START_ID(Feature)", ":END_ID(Feature)"]
+    assert {"d:double", "n:long", "run:string", "sign:string", "q:double"} <= set(header)
+    assert (files.directory / "Run.header.csv").read_text().startswith("id:ID(Run),")
+    assert "downstream_layers:long[]" in (files.directory / "Run.header.csv").read_text()
+    assert files.rows["AFFECTS"] == sum(validate_run(run).edge_count for run in runs)
+    assert files.rows["Feature"] >= len(rows.features)
+
+
+def test_offline_import_builds_the_same_graph_as_the_online_loaders(clean_graph, inputs):
+    runs, rows = inputs
+    for run in runs:
+        ingest_run(clean_graph, run)
+    load_annotations(clean_graph, rows)
+    online = graph_digest(clean_graph)
+
+    report = bulk_import([validate_run(run) for run in runs], rows, force=True)
+    fresh_driver(clean_graph)
+    offline = graph_digest(clean_graph)
+    assert offline == online
+    assert report.edges == online["relationships"]["AFFECTS"]
+    assert online["relationships"].keys() == {"AFFECTS", "TOP_GENE", "ENRICHED_IN", "MEMBER_OF"}
+    constraints = clean_graph.read("SHOW CONSTRAINTS YIELD name RETURN count(*) AS n")[0]["n"]
+    assert constraints == len(NODE_TYPES)
+    # The imported run behaves like an online-loaded one: a rerun of the online loader writes nothing.
+    assert ingest_run(clean_graph, runs[0]).edges_written == 0
+    assert graph_digest(clean_graph) == online
+
+
+def test_offline_import_refuses_a_database_that_is_not_empty(clean_graph, inputs):
+    runs, rows = inputs
+    clean_graph.write("CREATE (:Term {id: 'keep:me', name: 'me', source: 'keep'})")
+    before = graph_digest(clean_graph)
+    with pytest.raises(AtlasError, match=r"is not empty \(1 nodes\).*--force"):
+        bulk_import([validate_run(runs[0])], rows)
+    assert graph_digest(clean_graph) == before
+
+
+def test_cli_offline_refusal_is_one_line(clean_graph, inputs):
+    runs, _ = inputs
+    clean_graph.write("CREATE (:Term {id: 'keep:me', name: 'me', source: 'keep'})")
+    atlas = Path(sys.executable).parent / "atlas"
+    result = subprocess.run([str(atlas), "ingest", "--offline", str(runs[0]), "--quiet"], capture_output=True,
+                            text=True, env=os.environ.copy(), timeout=300)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "is not empty" in result.stderr and graph_digest(clean_graph)["nodes"] == {"Term": 1}
