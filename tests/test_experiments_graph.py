@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import queries
@@ -215,3 +216,57 @@ def test_a_bad_feature_set_is_a_one_line_error_and_leaves_the_graph_untouched(cl
     assert isinstance(result.exception, AtlasError)
     assert "not before the target layer 3" in str(result.exception)
     assert clean_graph.read("MATCH (n) RETURN count(n) AS n")[0]["n"] == 0
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--select", "random"], "automatic selection needs --layers"),
+    ([], "no feature set"),
+    (["--set", "1:1", "--target-layer", "7"], "no SAE for layer(s) [7]"),
+])
+def test_ablate_input_errors_are_one_line_messages(clean_graph, tiny_atlas, tmp_path, extra, message):
+    from atlas.errors import AtlasError
+
+    root, _ = tiny_atlas
+    result = _invoke(["ablate", *_inputs(root), "--out", str(tmp_path / "x"), *extra])
+    assert isinstance(result.exception, AtlasError) and message in str(result.exception)
+
+
+def test_ablate_without_storing_writes_only_the_results_directory(clean_graph, tiny_atlas, tmp_path):
+    from atlas.experiments.results import load_tables
+
+    root, frequent = tiny_atlas
+    result = _invoke(["ablate", *_inputs(root), "--set", f"1:{frequent[1][0]}", "--no-store",
+                      "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    run, tables = load_tables(tmp_path / "a")
+    assert run["kind"] == "ablation" and len(tables["sets"]) == 1
+    assert clean_graph.read("MATCH (n) RETURN count(n) AS n")[0]["n"] == 0
+    wrong = _invoke(["steer", "--load", str(tmp_path / "a")])
+    assert "holds ablation results, not steering" in str(wrong.exception)
+
+
+def test_steer_reads_a_pseudotime_column_and_a_root_group(clean_graph, tiny_atlas, tmp_path):
+    import json
+
+    import pandas as pd
+
+    from atlas.errors import AtlasError
+
+    root, frequent = tiny_atlas
+    table = pd.DataFrame({"dpt": np.linspace(0, 1, 10), "cell_type": ["stem"] * 3 + ["mature"] * 7})
+    table.to_csv(tmp_path / "obs.csv", index=False)
+    base = ["steer", *_inputs(root), "--feature", f"2:{frequent[2][0]}", "--no-store", "--json"]
+    given = _invoke([*base, "--pseudotime", str(tmp_path / "obs.csv"), "--pseudotime-column", "dpt",
+                     "--out", str(tmp_path / "given")])
+    assert given.exit_code == 0, given.output
+    assert json.loads(given.stdout)["run"]["thresholds"]["pseudotime"].startswith("column dpt of")
+    grouped = _invoke([*base, "--root", "group:stem", "--labels", str(tmp_path / "obs.csv"), "--neighbors", "5",
+                       "--out", str(tmp_path / "grouped")])
+    assert grouped.exit_code == 0, grouped.output
+    pseudotime = pd.read_parquet(tmp_path / "grouped" / "pseudotime.parquet")
+    assert pseudotime.loc[pseudotime["root"], "cell"].item() in (0, 1, 2)
+    missing = _invoke([*base, "--pseudotime", str(tmp_path / "obs.csv"), "--out", str(tmp_path / "m")])
+    assert isinstance(missing.exception, AtlasError) and "no column 'pseudotime'" in str(missing.exception)
+    np.save(tmp_path / "short.npy", np.arange(3.0))
+    short = _invoke([*base, "--pseudotime", str(tmp_path / "short.npy"), "--out", str(tmp_path / "s")])
+    assert "has 3 values for 10 cells" in str(short.exception)
