@@ -1,0 +1,129 @@
+"""Crash consistency of `atlas ingest`: SIGKILL at many points, rerun, and the graph equals an uninterrupted load.
+
+Each point is found from outside the process (its progress output on stderr, the Run node, the edge count), with
+one run already in the graph so that a crash of one run's load is also shown to leave the other run alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from atlas.db.connection import Graph
+from atlas.runformat import read_manifest
+from loaders.online import IngestReport, ingest_run, run_state
+from tests.conftest import wipe
+from tests.reliability.checksum import GraphChecksum, graph_checksum
+from tests.reliability.conftest import affects_count, loaded_shards
+from tests.reliability.processes import kill_when, run_atlas
+
+pytestmark = pytest.mark.neo4j
+BATCH = 100  # shards of 100-1,800 edges take several transactions each, so "mid-shard" exists
+
+
+def _prepare(graph: Graph, small_run: Path) -> int:
+    """Empty graph plus the small run; returns its edge count."""
+    wipe(graph)
+    return ingest_run(graph, small_run).edges_written
+
+
+@pytest.fixture(scope="module")
+def reference(graph: Graph, small_run: Path, crash_run: Path) -> GraphChecksum:
+    """The graph after uninterrupted loads of the small run and then the crash run (through the CLI)."""
+    _prepare(graph, small_run)
+    result = run_atlas("ingest", crash_run, "--batch-size", BATCH, "--quiet")
+    assert result.returncode == 0, result.stderr
+    return graph_checksum(graph)
+
+
+def _rerun_matches(graph: Graph, crash_run: Path, reference: GraphChecksum) -> IngestReport:
+    """Rerun the load (in this process: only the killed load has to be a real subprocess) and compare graphs."""
+    report = ingest_run(graph, crash_run, batch_size=BATCH)
+    assert report.status == "loaded"
+    assert "loading_shard" not in run_state(graph, report.run_id)
+    assert graph_checksum(graph) == reference
+    return report
+
+
+def _edges_of_crash_run(graph: Graph, base: int) -> int:
+    return affects_count(graph) - base
+
+
+def _points(crash_run: Path) -> dict[str, Callable[[Graph, int], Callable[[str], object]]]:
+    manifest = read_manifest(crash_run)
+    run_id, total = manifest.run_id, sum(record.rows for record in manifest.shards)
+    n_shards, last_rows = len(manifest.shards), manifest.shards[-1].rows
+    second, last = manifest.shards[1].file, manifest.shards[-1].file
+
+    def loading(shard: str):
+        return lambda graph, base: lambda _: (run_state(graph, run_id) or {}).get("loading_shard") == shard
+
+    def edges_at_least(fraction: float):
+        return lambda graph, base: lambda _: _edges_of_crash_run(graph, base) >= fraction * total
+
+    def shards_at_least(count: int):
+        return lambda graph, base: lambda _: len(loaded_shards(graph, run_id) or []) >= count
+
+    return {
+        "validating": lambda graph, base: lambda stderr: "validate" in stderr,
+        "run node written, no edge yet": lambda graph, base: lambda _: (
+            run_state(graph, run_id) is not None and _edges_of_crash_run(graph, base) == 0),
+        "first batches of the second shard": lambda graph, base: lambda _: (
+            loaded_shards(graph, run_id) == [manifest.shards[0].file]
+            and _edges_of_crash_run(graph, base) > manifest.shards[0].rows),
+        "between the first and second shard": shards_at_least(1),
+        "a quarter of the edges": edges_at_least(0.25),
+        "half of the shards": shards_at_least(n_shards // 2),
+        "mid-shard at 70 %": edges_at_least(0.7),
+        "second shard marked as loading": loading(second),
+        "last shard marked as loading": loading(last),
+        "within the last shard": lambda graph, base: lambda _: (
+            _edges_of_crash_run(graph, base) > total - last_rows),
+    }
+
+
+POINTS = ["validating", "run node written, no edge yet", "first batches of the second shard",
+          "between the first and second shard", "second shard marked as loading", "a quarter of the edges",
+          "half of the shards", "mid-shard at 70 %", "last shard marked as loading", "within the last shard"]
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_killed_ingest_reruns_to_the_uninterrupted_graph(point, graph, small_run, crash_run, reference):
+    base = _prepare(graph, small_run)
+    condition = _points(crash_run)[point](graph, base)
+    crash = kill_when(["ingest", crash_run, "--batch-size", BATCH], condition)
+    assert crash.killed, f"the load finished before the kill point {point!r}: {crash.stderr[-300:]}"
+    if point == "validating":
+        assert run_state(graph, read_manifest(crash_run).run_id) is None  # nothing written while validating
+    state = run_state(graph, read_manifest(crash_run).run_id) or {}
+    assert state.get("status") != "loaded"  # the kill really left the load unfinished
+    _rerun_matches(graph, crash_run, reference)
+
+
+def test_two_crashes_in_a_row_then_a_rerun_give_the_uninterrupted_graph(graph, small_run, crash_run, reference):
+    base = _prepare(graph, small_run)
+    total = read_manifest(crash_run).counts["edges"]
+    for fraction in (0.2, 0.6):
+        crash = kill_when(["ingest", crash_run, "--batch-size", BATCH],
+                          lambda _, fraction=fraction: _edges_of_crash_run(graph, base) >= fraction * total)
+        assert crash.killed
+    report = _rerun_matches(graph, crash_run, reference)
+    assert report.edges_written > 0
+
+
+def test_a_killed_run_deletion_completes_on_rerun_and_the_run_loads_again(graph, small_run, crash_run, reference):
+    base = _prepare(graph, small_run)
+    run_id = read_manifest(crash_run).run_id
+    ingest_run(graph, crash_run)
+    total = _edges_of_crash_run(graph, base)
+    crash = kill_when(["ingest", "--delete", run_id, "--batch-size", BATCH],
+                      lambda _: 0 < _edges_of_crash_run(graph, base) < total)
+    assert crash.killed
+    assert run_state(graph, run_id) is not None  # the Run node goes last, so a rerun finds the run
+    result = run_atlas("ingest", "--delete", run_id, "--json")
+    assert result.returncode == 0, result.stderr
+    assert _edges_of_crash_run(graph, base) == 0 and run_state(graph, run_id) is None
+    assert affects_count(graph) == base  # the other run's edges are untouched
+    _rerun_matches(graph, crash_run, reference)
