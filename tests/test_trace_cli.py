@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -69,3 +70,31 @@ def test_a_missing_sae_layer_is_one_line_and_exit_1(inputs, tmp_path):
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: ") and "layer(s) [5]" in result.stderr
+
+
+def run_files(run_dir):
+    """Result files; a SIGKILL during an atomic write may leave a hidden temporary file, which is not a result."""
+    return {path.relative_to(run_dir).as_posix(): path.read_bytes() for path in sorted(run_dir.rglob("*"))
+            if path.is_file() and path.name != "manifest.json" and not path.name.startswith(".")}
+
+
+def test_a_worker_killed_with_sigkill_resumes_to_byte_identical_files(inputs, tmp_path):
+    plan_args = ["trace", "plan", "--model", inputs / "model", "--saes", inputs / "saes", "--cells", inputs / "cells",
+                 "--source-layer", "0", "--downstream", "2", "--features-per-shard", "2", "--cells-per-shard", "1"]
+    invoke(*plan_args, "--out", tmp_path / "whole")
+    invoke("trace", "run", tmp_path / "whole", "--device", "cpu", "--quiet")
+    units = invoke(*plan_args, "--out", tmp_path / "killed")["units"]
+    worker = subprocess.Popen([sys.executable, "-c", "from atlas.cli import main; main()", "trace", "run",
+                               str(tmp_path / "killed"), "--device", "cpu", "--quiet"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    states = tmp_path / "killed" / "states"
+    deadline = time.monotonic() + 240
+    while not any(states.glob("*.safetensors")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.kill()
+    worker.wait()
+    finished = len(list(states.glob("*.safetensors")))
+    assert 0 < finished < units, "the worker must be killed part-way"
+    resumed = invoke("trace", "run", tmp_path / "killed", "--device", "cpu", "--quiet")
+    assert resumed["units_skipped"] == finished and resumed["status"] == "finalized"
+    assert run_files(tmp_path / "killed") == run_files(tmp_path / "whole")

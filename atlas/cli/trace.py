@@ -142,12 +142,19 @@ def _units_from_env(variable: str | None, units: tuple[int, ...]) -> list[int] |
               help="Take the unit index from an environment variable (SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--batch-size", type=int, help="Ablated variants per forward (default: the plan's).")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), help="Model directory on this machine.")
+@click.option("--saes", "sae_dir", type=click.Path(path_type=Path), help="SAE directory on this machine.")
+@click.option("--cells", "cells_path", type=click.Path(path_type=Path),
+              help="Cells on this machine (must be the planned cell set; its digest is checked).")
 @click.option("--no-finalize", is_flag=True, help="Do not merge and finalise after the last unit.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def run(run_dir: Path, units: tuple[int, ...], unit_from_env: str | None, device: str, batch_size: int | None,
-        no_finalize: bool, quiet: bool, as_json: bool) -> None:
+        model_dir: Path | None, sae_dir: Path | None, cells_path: Path | None, no_finalize: bool, quiet: bool,
+        as_json: bool) -> None:
     """Run the plan's unfinished units (skipping finished ones), then merge and finalise when all are done.
+
+    Input paths default to the planned ones; a worker on another machine passes its own --model/--saes/--cells.
 
     \b
     Examples:
@@ -168,7 +175,9 @@ def run(run_dir: Path, units: tuple[int, ...], unit_from_env: str | None, device
                             refresh=False)
 
     with bar:
-        report = run_units(run_dir, selected, device=device, batch_size=batch_size,
+        paths = {key: str(value) for key, value in
+                 (("model", model_dir), ("saes", sae_dir), ("cells", cells_path)) if value is not None}
+        report = run_units(run_dir, selected, device=device, batch_size=batch_size, paths=paths,
                            on_start=lambda total: setattr(bar, "total", total), on_cell=bar.update,
                            on_passes=on_passes)
     elapsed = time.perf_counter() - started

@@ -151,17 +151,22 @@ class UnitReport:
 
 
 def run_units(run_dir: str | Path, units: list[int] | None = None, *, device: str = "auto",
-              batch_size: int | None = None, on_start: Callable[[int], None] | None = None,
-              on_cell: Callable[[], None] | None = None, on_passes: Callable[[int], None] | None = None
-              ) -> UnitReport:
+              batch_size: int | None = None, paths: dict[str, str] | None = None,
+              on_start: Callable[[int], None] | None = None, on_cell: Callable[[], None] | None = None,
+              on_passes: Callable[[int], None] | None = None) -> UnitReport:
     """Run the given plan units (default: all); units whose state file exists are finished and skipped.
 
-    ``on_start`` receives the number of cells to process, ``on_cell`` fires after each cell and ``on_passes`` with
-    each batch of ablated passes (for progress bars).
+    ``paths`` overrides input locations on this machine (keys ``model``, ``saes``, ``cells``, ``token_dictionary``,
+    ``gene_median_dictionary``); the cells must still have the planned digest. ``on_start`` receives the number of
+    cells to process, ``on_cell`` fires after each cell and ``on_passes`` with each batch of ablated passes.
     """
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
     config, plan, selected, _ = _plan_of(manifest)
+    unknown = set(paths or {}) - {"model", "saes", "cells", "token_dictionary", "gene_median_dictionary"}
+    if unknown:
+        raise ValueError(f"unknown input path override(s) {sorted(unknown)}")
+    config = TraceConfig(**{**asdict(config), **(paths or {})})
     wanted = range(len(plan)) if units is None else units
     bad = [index for index in wanted if not 0 <= index < len(plan)]
     if bad:
