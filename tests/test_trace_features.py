@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from atlas.catalog import Annotation, CatalogFeature, LayerCatalog, TopGene
 from atlas.errors import AtlasError
-from atlas.trace.features import active_from_catalog, parse_feature_list, selective_baseline
+from atlas.sae.topk import TopKSAE
+from atlas.trace.features import (
+    active_from_catalog,
+    measure_activation_frequency,
+    parse_feature_list,
+    selective_baseline,
+)
 from atlas.trace.plan import make_plan
 from atlas.trace.presets import resolve_layers
+from atlas.trace.setup import TraceSetup
+from tests.tiny import build_tiny_atlas, layer_activations, tiny_bert, tiny_cells
 
 
 def feature(index, frequency, annotations=(), genes=12):
@@ -61,3 +70,35 @@ def test_plan_covers_every_feature_and_cell_exactly_once():
                for c in range(unit.first_cell, unit.end_cell)]
     assert sorted(covered) == sorted((int(f), c) for f in selected for c in range(5))
     assert len({unit.name for unit in units}) == len(units)
+
+
+@pytest.fixture(scope="module")
+def tiny_setup(tmp_path_factory):
+    torch.set_num_threads(1)
+    model, cells = tiny_bert(5, n_layers=3), tiny_cells(5, 4)
+    saes = build_tiny_atlas(tmp_path_factory.mktemp("atlas"), model, cells, steps=5, seed=5)
+    return TraceSetup(model, saes, 0, [2]), cells
+
+
+def test_measured_frequencies_equal_the_share_of_gene_positions_where_a_feature_fires(tiny_setup):
+    import torch
+
+    setup, cells = tiny_setup
+    activations, _ = layer_activations(setup.model, cells, [0])
+    with torch.no_grad():
+        expected = (setup.saes[0].encode(activations[0]) > 0).double().mean(dim=0).numpy()
+    np.testing.assert_allclose(measure_activation_frequency(setup, cells), expected, atol=1e-12)
+
+
+def test_model_and_inputs_that_do_not_fit_together_are_user_errors(tiny_setup):
+    setup, _ = tiny_setup
+    with pytest.raises(AtlasError, match="d_model 16"):
+        TraceSetup(setup.model, {**setup.saes, 2: TopKSAE(16, 64, 4)}, 0, [2])
+    with pytest.raises(AtlasError, match=r"no SAE for layer\(s\) \[1\]"):
+        TraceSetup(setup.model, {0: setup.saes[0]}, 0, [1])
+    with pytest.raises(AtlasError, match="must lie after source layer"):
+        TraceSetup(setup.model, setup.saes, 2, [1])
+    with pytest.raises(AtlasError, match="outside the model's vocabulary"):
+        setup.input_ids(np.array([2, 5, 9999, 3]))
+    with pytest.raises(AtlasError, match="source features must lie in"):
+        setup.check_features([0, 10_000])
