@@ -177,3 +177,13 @@ def test_manifest_records_thresholds_consistency_mode_and_counts(inputs, tmp_pat
     summary = pq.read_table(tmp_path / "run" / reread.extra["feature_summaries"][0]["file"]).to_pandas()
     assert set(summary["target_layer"]) == {2, 3} and summary["edges"].sum() == sum(
         record.rows for record in reread.shards[:1])
+
+
+def test_worker_refuses_sae_weights_that_changed_after_planning(inputs, tmp_path):
+    config = TraceConfig(**{**inputs.__dict__, "saes": str(tmp_path / "saes")})
+    shutil.copytree(inputs.saes, tmp_path / "saes")
+    planned(tmp_path / "run", config)
+    mean_file = next((tmp_path / "saes").glob("layer02_*")) / "activation_mean.npy"
+    np.save(mean_file, np.load(mean_file) + 1.0)
+    with pytest.raises(AtlasError, match="weights digest"):
+        run_units(tmp_path / "run", device="cpu")

@@ -41,7 +41,7 @@ from atlas.runformat import (
     write_manifest,
     write_shard,
 )
-from atlas.sae.biosae import load_sae_set
+from atlas.sae.biosae import ACTIVATION_MEAN, CHECKPOINT, find_layer_dirs, load_sae_set
 from atlas.trace.engine import trace_cells
 from atlas.trace.plan import Unit, make_plan, units_from_dicts
 from atlas.trace.setup import GENEFORMER_NON_GENE_TOKENS, TraceSetup
@@ -84,6 +84,22 @@ class TraceConfig:
                           tuple(self.non_gene_tokens), device)
 
 
+def weights_digest(config: TraceConfig) -> str:
+    """SHA-256 over the model's config and weight files and the used layers' SAE checkpoints and means, so a worker
+    never mixes a run with retrained SAEs or another model."""
+    model_dir = Path(config.model)
+    files = sorted(path for path in model_dir.iterdir()
+                   if path.name == "config.json" or path.suffix in (".safetensors", ".bin"))
+    layer_dirs = find_layer_dirs(config.saes)
+    for layer in sorted({config.source_layer, *config.downstream_layers}):
+        if layer in layer_dirs:
+            files += [layer_dirs[layer] / CHECKPOINT, layer_dirs[layer] / ACTIVATION_MEAN]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.name}:{file_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
 def _resolved(path: str | None) -> str | None:
     return None if path is None else str(Path(path).resolve())
 
@@ -98,7 +114,9 @@ def plan_run(run_dir: str | Path, config: TraceConfig, features: np.ndarray, *, 
                             "gene_median_dictionary": _resolved(config.gene_median_dictionary)})
     features = np.asarray(features, dtype=np.int64)
     units = make_plan(features, cells.n_cells, features_per_shard, cells_per_shard)
-    identity = json.dumps([asdict(config), features.tolist(), cells.digest, thresholds.as_dict()], sort_keys=True)
+    weights = weights_digest(config)
+    identity = json.dumps([asdict(config), features.tolist(), cells.digest, weights, thresholds.as_dict()],
+                          sort_keys=True)
     run_id = run_id or f"trace-L{config.source_layer:02d}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
     manifest = Manifest(
         run_id=run_id, model=model_name(config.model), sae=Path(config.saes).name, source_layer=config.source_layer,
@@ -106,15 +124,15 @@ def plan_run(run_dir: str | Path, config: TraceConfig, features: np.ndarray, *, 
         thresholds={**thresholds.as_dict(), "min_cells": 2}, code_version=__version__,
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         counts={"source_features": len(features), "units": len(units)},
-        extra={"config": asdict(config), "selection": selection, "source_features": features.tolist(),
+        extra={"config": asdict(config), "weights_digest": weights, "selection": selection,
+               "source_features": features.tolist(),
                "plan": {"features_per_shard": features_per_shard, "cells_per_shard": cells_per_shard,
                         "units": [unit.as_dict() for unit in units]}})
     if (run_dir / "manifest.json").is_file():
         existing = read_manifest(run_dir)
-        same = (existing.run_id, existing.extra.get("config"), existing.extra.get("plan"),
-                existing.extra.get("source_features"), existing.thresholds) == (
-            manifest.run_id, manifest.extra["config"], manifest.extra["plan"], manifest.extra["source_features"],
-            manifest.thresholds)
+        keys = ("config", "weights_digest", "plan", "source_features")
+        same = (existing.run_id, existing.thresholds, *(existing.extra.get(key) for key in keys)) == (
+            manifest.run_id, manifest.thresholds, *(manifest.extra[key] for key in keys))
         if not same:
             raise AtlasError(f"{run_dir} already holds a different run ({existing.run_id}); use a new directory")
         return existing
@@ -180,6 +198,9 @@ def run_units(run_dir: str | Path, units: list[int] | None = None, *, device: st
     cells = config.load_cells()
     if cells.digest != manifest.cell_set_digest:
         raise AtlasError(f"{config.cells}: the cells differ from the planned cell set (digest mismatch)")
+    if weights_digest(config) != manifest.extra.get("weights_digest"):
+        raise AtlasError(f"the model or SAE weights differ from the planned ones (weights digest mismatch): "
+                         f"plan a new run for {config.model} and {config.saes}")
     setup = config.load_setup(device)
     if on_start is not None:
         on_start(sum(plan[index].end_cell - plan[index].first_cell for index in pending))
