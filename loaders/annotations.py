@@ -15,6 +15,7 @@ from typing import Any
 import queries
 from atlas.catalog import LayerCatalog
 from atlas.db.connection import Graph
+from atlas.errors import AtlasError
 from loaders.gmt import GeneSet
 from loaders.schema import feature_uid, gene_id, term_id
 
@@ -44,6 +45,13 @@ class AnnotationRows:
         term = self.terms.setdefault(key, {"id": key, "name": name, "source": source, "description": None})
         term["description"] = term["description"] or description or None
         return key
+
+    def add_enrichment(self, feature: str, source: str, term: str, p_adj: float | None = None,
+                       odds_ratio: float | None = None, n_overlap: int | None = None) -> None:
+        """Add a feature's enrichment in a term of a library (the first result for a pair wins: add best first)."""
+        key = self.add_term(source, term)
+        self.enriched_in.setdefault((feature, key), {"p_adj": p_adj, "odds_ratio": _finite(odds_ratio),
+                                                     "n_overlap": n_overlap})
 
     def merge(self, other: AnnotationRows) -> AnnotationRows:
         """Add another set of rows (this one's entries win on equal keys)."""
@@ -78,10 +86,8 @@ def catalog_rows(catalogs: Iterable[LayerCatalog], model: str, sae: str) -> Anno
                 rows.top_genes.setdefault((uid, rows.add_gene(gene.gene_name)), {"rank": rank, "weight": gene.weight})
             ranked = sorted(feature.annotations, key=lambda a: math.inf if a.p_adjusted is None else a.p_adjusted)
             for annotation in ranked:
-                term = rows.add_term(annotation.ontology, annotation.term)
-                rows.enriched_in.setdefault((uid, term), {
-                    "p_adj": annotation.p_adjusted, "odds_ratio": _finite(annotation.odds_ratio),
-                    "n_overlap": annotation.n_overlap})
+                rows.add_enrichment(uid, annotation.ontology, annotation.term, annotation.p_adjusted,
+                                    annotation.odds_ratio, annotation.n_overlap)
     return rows
 
 
@@ -100,6 +106,19 @@ def _pairs(relationships: dict[tuple[str, str], dict[str, Any]]) -> list[dict[st
             for (source, target), properties in relationships.items()]
 
 
+# Neo4j's range indexes (behind the uniqueness constraints) refuse keys over about 8 kB; refuse them before writing.
+MAX_KEY_BYTES = 4_000
+
+
+def _refuse_unindexable_keys(rows: AnnotationRows) -> None:
+    for kind, keys in (("gene", rows.genes), ("term", rows.terms), ("feature", rows.features)):
+        for key in keys:
+            size = len(key.encode("utf-8"))
+            if size > MAX_KEY_BYTES:
+                raise AtlasError(f"{kind} id {key[:40]!r}... is too long ({size:,} bytes; at most "
+                                 f"{MAX_KEY_BYTES:,} can be indexed); nothing was loaded")
+
+
 def load_annotations(graph: Graph, rows: AnnotationRows, batch_size: int = BATCH_SIZE,
                      progress: Callable[[int], None] | None = None) -> dict[str, int]:
     """MERGE the rows (nodes first, then relationships) in batches; return the summed update counters."""
@@ -111,6 +130,7 @@ def load_annotations(graph: Graph, rows: AnnotationRows, batch_size: int = BATCH
         ("annotate_enriched_in", _pairs(rows.enriched_in)),
         ("annotate_member_of", _pairs(rows.member_of)),
     ]
+    _refuse_unindexable_keys(rows)
     totals: dict[str, int] = {}
     for name, batch_rows in steps:
         statement = queries.internal(name).text
