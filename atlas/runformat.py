@@ -243,6 +243,7 @@ def validate_edges(table: pa.Table, manifest: Manifest, source: str) -> None:
         row = _first_bad(np.asarray(mask))
         if row is not None:
             value = columns[column][row]
+            value = value.item() if isinstance(value, np.generic) else value  # 'nan', not 'np.float32(nan)'
             raise AtlasError(f"{source}: row {row}, column {column}: {value!r} {rule}")
     # One int64 per edge: 31 bits of source feature, 8 bits of layer, 24 bits of target feature.
     keys = (columns["source_feature"].astype(np.int64) << 32) | (
