@@ -63,7 +63,10 @@ def load_sae(layer_dir: str | Path, device: torch.device | str = "cpu") -> TopKS
     except FileNotFoundError as error:
         raise AtlasError(f"{path}: not found") from error
     except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise AtlasError(f"{path}: not a loadable weights-only SAE checkpoint ({error})") from error
+        # torch's message spans many lines (and suggests weights_only=False); keep the line that names the cause.
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = next((line for line in lines if "GLOBAL" in line), lines[0] if lines else type(error).__name__)
+        raise AtlasError(f"{path}: not a loadable weights-only SAE checkpoint ({reason})") from error
     try:
         d_model, n_features, k = int(checkpoint["d_model"]), int(checkpoint["n_features"]), int(checkpoint["k"])
         state = checkpoint["model_state_dict"]
