@@ -5,10 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+from click.testing import CliRunner
 
+from atlas.cli import cli
 from atlas.db.connection import Graph
 from benchmarks.synthetic import make_synthetic_run
 from loaders.online import run_state
+from tests.tiny import build_tiny_atlas, save_tiny_bert, save_tiny_cells, tiny_bert, tiny_cells
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +38,20 @@ def loaded_shards(graph: Graph, run_id: str) -> list[str] | None:
     """The shards the Run node lists as loaded, or None while the run has no Run node."""
     state = run_state(graph, run_id)
     return None if state is None else list(state.get("shards") or [])
+
+
+@pytest.fixture(scope="session")
+def tiny_trace_inputs(tmp_path_factory) -> Path:
+    """A tiny model (d=32, 4 layers), SAEs of layers 1-3, 6 tokenized cells and a planned run ``plan``."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("tiny-trace")
+    cells = tiny_cells(4, 6)
+    save_tiny_bert(root / "model", seed=4)
+    build_tiny_atlas(root / "saes", tiny_bert(4), cells, layers=[1, 2, 3], steps=10, seed=4)
+    save_tiny_cells(root / "cells", cells)
+    result = CliRunner().invoke(cli, ["trace", "plan", "--model", str(root / "model"), "--saes", str(root / "saes"),
+                                      "--cells", str(root / "cells"), "--source-layer", "1",
+                                      "--features-per-shard", "64", "--out", str(root / "plan"), "--json"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return root

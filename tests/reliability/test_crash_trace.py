@@ -8,13 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
-from click.testing import CliRunner
 
-from atlas.cli import cli
 from atlas.trace.run import finalize_run, merge_run, run_units
 from tests.reliability.processes import atlas_env, files_of, kill_when
-from tests.tiny import build_tiny_atlas, save_tiny_bert, save_tiny_cells, tiny_bert, tiny_cells
 
 CELLS_DONE = re.compile(r"trace:.*?\|\s*(\d+)/\d+")
 
@@ -25,20 +21,9 @@ def _cells_done(stderr: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def planned_run(tmp_path_factory) -> Path:
+def planned_run(tiny_trace_inputs) -> Path:
     """A planned (not yet traced) run of a tiny model: 2 units of up to 64 source features x 6 cells."""
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("trace-crash")
-    cells = tiny_cells(4, 6)
-    save_tiny_bert(root / "model", seed=4)
-    build_tiny_atlas(root / "saes", tiny_bert(4), cells, layers=[1, 2, 3], steps=10, seed=4)
-    save_tiny_cells(root / "cells", cells)
-    result = CliRunner().invoke(cli, ["trace", "plan", "--model", str(root / "model"), "--saes", str(root / "saes"),
-                                      "--cells", str(root / "cells"), "--source-layer", "1",
-                                      "--features-per-shard", "64", "--out", str(root / "plan"), "--json"],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return root / "plan"
+    return tiny_trace_inputs / "plan"
 
 
 def _finish(run_dir: Path) -> None:

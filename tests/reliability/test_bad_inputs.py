@@ -1,0 +1,319 @@
+"""The bad-input corpus: every case is one clear line on stderr, a non-zero exit and an unchanged database.
+
+Each case runs the real console entry point (`atlas.cli.main`, the function behind the `atlas` script) in this
+process, against a graph that already holds a run, and compares a content checksum of the graph before and after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from atlas.cli import main
+from atlas.runformat import MANIFEST, file_sha256, read_manifest, write_manifest, write_shard
+from atlas.sae.biosae import write_sae
+from atlas.sae.topk import TopKSAE
+from loaders.online import ingest_run
+from loaders.schema import gene_id
+from tests.conftest import wipe
+from tests.reliability.checksum import graph_checksum
+from tests.reliability.processes import visible_lines
+
+pytestmark = pytest.mark.neo4j
+PROGRESS_BAR = re.compile(r"\d+%\|.*\| \d+/\d+")  # tqdm lines (transformers' weight loading) are not errors
+MARKER = Path(f"/tmp/atlas-reliability-pwned-{os.getpid()}")
+
+
+class Payload:
+    """Unpickling this runs a shell command that creates MARKER: the proof that code did (not) execute."""
+
+    def __reduce__(self):
+        return (os.system, (f"touch {MARKER}",))
+
+
+@dataclass
+class Case:
+    """How to build one bad input in a scratch directory; returns the `atlas` arguments that must fail."""
+
+    build: Callable[[Path, Path, Path], list[str]]  # (scratch, good run dir, tiny trace inputs) -> argv
+    expect: str  # a fragment of the one error line
+
+
+def _run_copy(scratch: Path, run: Path) -> Path:
+    return Path(shutil.copytree(run, scratch / "run"))
+
+
+def _rewrite_shard(run: Path, change: Callable[[pa.Table], pa.Table], index: int = 0) -> None:
+    """Replace one shard with ``change(table)``, written raw (any schema) and recorded with a fresh checksum."""
+    manifest = read_manifest(run)
+    record = manifest.shards[index]
+    table = change(pq.read_table(run / record.file))
+    pq.write_table(table, run / record.file)
+    record.sha256, record.rows = file_sha256(run / record.file), table.num_rows
+    write_manifest(run, manifest)
+
+
+def _set_value(column: str, value, row: int = 0) -> Callable[[pa.Table], pa.Table]:
+    def change(table: pa.Table) -> pa.Table:
+        values = table.column(column).to_pylist()
+        values[row] = value
+        return table.set_column(table.column_names.index(column), column,
+                                pa.array(values, table.schema.field(column).type))
+    return change
+
+
+def _ingest_case(change: Callable[[Path], None]) -> Callable[[Path, Path, Path], list[str]]:
+    def build(scratch: Path, run: Path, _: Path) -> list[str]:
+        copy = _run_copy(scratch, run)
+        change(copy)
+        return ["ingest", str(copy), "--quiet"]
+    return build
+
+
+def _shard_case(change: Callable[[pa.Table], pa.Table], index: int = 0):
+    return _ingest_case(lambda run: _rewrite_shard(run, change, index))
+
+
+def _first_shard(run: Path) -> Path:
+    return run / read_manifest(run).shards[0].file
+
+
+def _truncate(run: Path, keep_checksum: bool) -> None:
+    path = _first_shard(run)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    if keep_checksum:
+        return
+    manifest = read_manifest(run)
+    manifest.shards[0].sha256 = file_sha256(path)
+    write_manifest(run, manifest)
+
+
+def _empty_shard(run: Path) -> None:
+    path = _first_shard(run)
+    path.write_bytes(b"")
+    manifest = read_manifest(run)
+    manifest.shards[0].sha256 = file_sha256(path)
+    write_manifest(run, manifest)
+
+
+def _edit_manifest(edit: Callable[[dict], None]) -> Callable[[Path], None]:
+    def change(run: Path) -> None:
+        data = json.loads((run / MANIFEST).read_text())
+        edit(data)
+        (run / MANIFEST).write_text(json.dumps(data))
+    return change
+
+
+def _duplicate_across_shards(run: Path) -> None:
+    manifest = read_manifest(run)
+    first = pq.read_table(run / manifest.shards[0].file)
+    second = pq.read_table(run / manifest.shards[1].file)
+    record = write_shard(run, manifest.shards[1].file, pa.concat_tables([second, first.slice(0, 1)]))
+    manifest.shards[1].sha256, manifest.shards[1].rows = record.sha256, record.rows
+    write_manifest(run, manifest)
+
+
+def _gmt_case(content: bytes) -> Callable[[Path, Path, Path], list[str]]:
+    def build(scratch: Path, _: Path, __: Path) -> list[str]:
+        path = scratch / "sets.gmt"
+        path.write_bytes(content)
+        return ["annotate", "--gmt", str(path), "--quiet"]
+    return build
+
+
+def _plan(scratch: Path, inputs: Path, *extra: str, model: Path | None = None, saes: Path | None = None,
+          cells: Path | None = None) -> list[str]:
+    return ["trace", "plan", "--model", str(model or inputs / "model"), "--saes", str(saes or inputs / "saes"),
+            "--cells", str(cells or inputs / "cells"), "--source-layer", "1", "--out", str(scratch / "out"), *extra]
+
+
+def _sae_copy(scratch: Path, inputs: Path) -> tuple[Path, Path]:
+    saes = Path(shutil.copytree(inputs / "saes", scratch / "saes"))
+    return saes, next(saes.glob("layer01_*"))
+
+
+def _sae_shape_mismatch(scratch: Path, _: Path, inputs: Path) -> list[str]:
+    saes, layer_dir = _sae_copy(scratch, inputs)
+    checkpoint = torch.load(layer_dir / "sae_final.pt", weights_only=True)
+    state = checkpoint["model_state_dict"]
+    state["W_enc.weight"] = state["W_enc.weight"][:, :-1].clone()
+    torch.save(checkpoint, layer_dir / "sae_final.pt")
+    return _plan(scratch, inputs, saes=saes)
+
+
+def _sae_width_mismatch(scratch: Path, _: Path, inputs: Path) -> list[str]:
+    saes, layer_dir = _sae_copy(scratch, inputs)
+    k = int(torch.load(layer_dir / "sae_final.pt", weights_only=True)["k"])
+    shutil.rmtree(layer_dir)
+    write_sae(saes, 1, TopKSAE(16, 4 * 16, k, torch.zeros(16)))  # the model is 32 wide
+    return _plan(scratch, inputs, saes=saes)
+
+
+def _checkpoint_with_code(scratch: Path, _: Path, inputs: Path) -> list[str]:
+    saes, layer_dir = _sae_copy(scratch, inputs)
+    checkpoint = torch.load(layer_dir / "sae_final.pt", weights_only=True)
+    checkpoint["extra"] = Payload()
+    torch.save(checkpoint, layer_dir / "sae_final.pt")
+    return _plan(scratch, inputs, saes=saes)
+
+
+def _dictionaries(scratch: Path, token_file: str = "tokens.json") -> tuple[Path, Path]:
+    genes = {f"ENSG{index:011d}": index + 4 for index in range(60)}
+    tokens, medians = scratch / token_file, scratch / "medians.json"
+    if token_file.endswith(".json"):
+        tokens.write_text(json.dumps({"<pad>": 0, "<mask>": 1, "<cls>": 2, "<eos>": 3, **genes}))
+    medians.write_text(json.dumps({gene: 1.0 for gene in genes}))
+    return tokens, medians
+
+
+def _h5ad_without_vocabulary(scratch: Path, _: Path, inputs: Path) -> list[str]:
+    import anndata
+
+    tokens, medians = _dictionaries(scratch)
+    counts = np.random.default_rng(0).poisson(2.0, (4, 10)).astype(np.float32)
+    adata = anndata.AnnData(counts)
+    adata.var_names = [f"NOT_A_GENE_{index}" for index in range(10)]
+    adata.write_h5ad(scratch / "cells.h5ad")
+    return _plan(scratch, inputs, "--token-dictionary", str(tokens), "--gene-median-dictionary", str(medians),
+                 cells=scratch / "cells.h5ad")
+
+
+def _dataset_without_input_ids(scratch: Path, _: Path, inputs: Path) -> list[str]:
+    import datasets
+
+    datasets.Dataset.from_dict({"tokens": [[2, 5, 6, 3]], "length": [4]}).save_to_disk(str(scratch / "cells"))
+    return _plan(scratch, inputs, cells=scratch / "cells")
+
+
+def _pickle_that_runs_code(scratch: Path, run: Path, inputs: Path) -> list[str]:
+    import pickle
+
+    args = _h5ad_without_vocabulary(scratch, run, inputs)
+    tokens = scratch / "tokens.pkl"
+    tokens.write_bytes(pickle.dumps({"<cls>": 2, "gene": Payload()}))
+    args[args.index("--token-dictionary") + 1] = str(tokens)
+    return args
+
+
+CASES: dict[str, Case] = {
+    "empty Parquet shard": Case(_ingest_case(_empty_shard), "not a readable Parquet"),
+    "truncated Parquet shard": Case(_ingest_case(lambda run: _truncate(run, keep_checksum=False)),
+                                    "not a readable Parquet"),
+    "truncated shard, manifest checksum kept": Case(_ingest_case(lambda run: _truncate(run, keep_checksum=True)),
+                                                    "checksum does not match"),
+    "manifest checksum mismatch": Case(_ingest_case(_edit_manifest(
+        lambda data: data["shards"][0].update(sha256="0" * 64))), "checksum does not match"),
+    "missing column p": Case(_shard_case(lambda table: table.drop_columns(["p"])), "missing column(s) p"),
+    "mistyped column (float source_feature)": Case(_shard_case(lambda table: table.set_column(
+        2, "source_feature", pc.cast(table.column("source_feature"), pa.float64()))), "column source_feature has type"),
+    "mistyped column (text d)": Case(_shard_case(lambda table: table.set_column(
+        5, "d", pc.cast(table.column("d"), pa.string()))), "column d has type"),
+    "NaN Cohen's d": Case(_shard_case(_set_value("d", float("nan"))), "row 0, column d: nan must be a finite number"),
+    "inf std": Case(_shard_case(_set_value("std", float("inf"), row=3)), "column std: inf must be a finite"),
+    "-inf mean": Case(_shard_case(_set_value("mean", float("-inf"), row=1)), "column mean: -inf"),
+    "negative source feature": Case(_shard_case(_set_value("source_feature", -4)), "source_feature: -4 must be >= 0"),
+    "negative target feature": Case(_shard_case(_set_value("target_feature", -1)), "target_feature: -1 must be"),
+    "negative target layer": Case(_shard_case(_set_value("target_layer", -1)), "target_layer: -1 must be one of"),
+    "out-of-range target layer": Case(_shard_case(_set_value("target_layer", 99)), "target_layer: 99 must be one of"),
+    "source layer other than the manifest's": Case(_shard_case(_set_value("source_layer", 7)),
+                                                   "must equal the manifest source_layer"),
+    "consistency above 1": Case(_shard_case(_set_value("consistency", 1.5)), "must be in [0, 1]"),
+    "duplicate edge in a shard": Case(_shard_case(lambda table: pa.concat_tables([table, table.slice(2, 1)])),
+                                      "duplicate edge"),
+    "duplicate edge across shards": Case(_ingest_case(_duplicate_across_shards), "is in two shards"),
+    "incomplete shard (fewer rows than the manifest)": Case(_ingest_case(_edit_manifest(
+        lambda data: data["shards"][0].update(rows=data["shards"][0]["rows"] + 5))), "rows but the manifest says"),
+    "shard listed but missing": Case(_ingest_case(lambda run: _first_shard(run).unlink()),
+                                     "listed in the manifest but"),
+    "negative source layer in the manifest": Case(_ingest_case(_edit_manifest(
+        lambda data: data.update(source_layer=-1))), "source_layer must be a non-negative integer"),
+    "malformed manifest JSON": Case(_ingest_case(lambda run: (run / MANIFEST).write_text("{\"run_id\": ")),
+                                    "malformed JSON"),
+    "unknown run (delete)": Case(lambda *_: ["ingest", "--delete", "no-such-run"], "no run 'no-such-run'"),
+    "GMT line without genes": Case(_gmt_case(b"SET_A\tdescription\n"), ":1: expected NAME<TAB>DESCRIPTION"),
+    "GMT line with an empty name": Case(_gmt_case(b"SET_A\td\tTP53\n\td\tBRCA1\n"), ":2: the gene set name"),
+    "GMT set defined twice": Case(_gmt_case(b"SET_A\td\tTP53\nSET_A\td\tBRCA1\n"), "already defined on line 1"),
+    "GMT non-UTF-8 name": Case(_gmt_case(b"SET_A\td\tTP53\nSET_\xff\xfe\td\tBRCA1\n"), ":2: not UTF-8"),
+    "GMT empty file": Case(_gmt_case(b""), "no gene sets"),
+    "very long term name": Case(_gmt_case(b"SET_" + b"X" * 40_000 + b"\td\tTP53\n"), "too long"),
+    "very long gene name": Case(_gmt_case(b"SET_A\td\t" + b"G" * 40_000 + b"\n"), "too long"),
+    "SAE shape mismatch": Case(_sae_shape_mismatch, "W_enc.weight has shape"),
+    "model/SAE width mismatch": Case(_sae_width_mismatch, "the model's residual stream is 32 wide"),
+    "SAE checkpoint that would execute code": Case(_checkpoint_with_code, "not a loadable weights-only"),
+    ".h5ad without the vocabulary's genes": Case(_h5ad_without_vocabulary, "are in the vocabulary"),
+    "tokenized dataset without input_ids": Case(_dataset_without_input_ids, "has no input_ids column"),
+    "token dictionary pickle that would execute code": Case(_pickle_that_runs_code, "refusing to load"),
+}
+
+
+@pytest.fixture(scope="module")
+def loaded_graph(graph, small_run):
+    """The test database holding one loaded run, and its checksum."""
+    wipe(graph)
+    ingest_run(graph, small_run)
+    return graph, graph_checksum(graph)
+
+
+def run_main(args: list[str], capsys, monkeypatch) -> tuple[int, str]:
+    """Run the `atlas` console entry point with ``args``; return its exit code and stderr."""
+    monkeypatch.setattr(sys, "argv", ["atlas", *args])
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_is_one_line_non_zero_exit_and_no_change(name, loaded_graph, small_run, tiny_trace_inputs,
+                                                           tmp_path, capsys, monkeypatch):
+    graph, before = loaded_graph
+    case = CASES[name]
+    MARKER.unlink(missing_ok=True)
+    code, stderr = run_main(case.build(tmp_path, small_run, tiny_trace_inputs), capsys, monkeypatch)
+    lines = [line for line in visible_lines(stderr) if not PROGRESS_BAR.search(line)]
+    assert code != 0
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert case.expect in lines[0]
+    assert not MARKER.exists(), "the payload ran"
+    assert graph_checksum(graph) == before
+
+
+def test_corpus_has_at_least_25_cases():
+    assert len(CASES) >= 25
+
+
+def test_cypher_looking_names_are_stored_verbatim_and_never_run(loaded_graph, tmp_path, capsys, monkeypatch):
+    graph, before = loaded_graph
+    term = "X'}) MATCH (n) DETACH DELETE n //"
+    gene = '"}) WITH 1 AS x MATCH (f:Feature) SET f.pwned = true RETURN x //'
+    (tmp_path / "evil.gmt").write_text(f"{term}\t$desc {{}} ;\t{gene}\tTP53\n", encoding="utf-8")
+    code, stderr = run_main(["annotate", "--gmt", str(tmp_path / "evil.gmt"), "--quiet", "--json"], capsys,
+                            monkeypatch)
+    assert code == 0, stderr
+    stored = graph.read("MATCH (g:Gene)-[:MEMBER_OF]->(t:Term) RETURN g.id AS gene, g.symbol AS symbol, "
+                        "t.id AS term, t.name AS name ORDER BY gene")
+    assert {row["symbol"] for row in stored} == {gene, "TP53"}
+    assert {row["gene"] for row in stored} == {gene_id(gene), "TP53"}  # ids are upper-cased symbols
+    assert {row["name"] for row in stored} == {term}
+    after = graph_checksum(graph)
+    assert after.relationships["AFFECTS"] == before.relationships["AFFECTS"]
+    assert after.nodes["Feature"] == before.nodes["Feature"]
+    assert graph.read("MATCH (f:Feature) WHERE f.pwned IS NOT NULL RETURN count(f) AS n")[0]["n"] == 0
+    graph.write("MATCH (n) WHERE n:Gene OR n:Term DETACH DELETE n")
+    assert graph_checksum(graph) == before
