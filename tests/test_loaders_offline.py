@@ -59,6 +59,7 @@ def test_import_files_are_typed_from_the_schema(tmp_path, inputs):
     assert files.rows["Feature"] >= len(rows.features)
 
 
+@pytest.mark.slow
 def test_offline_import_builds_the_same_graph_as_the_online_loaders(clean_graph, inputs):
     runs, rows = inputs
     for run in runs:
