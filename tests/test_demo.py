@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from atlas.demo.data import write_demo_data
-from atlas.demo.pipeline import MODEL_NAME, DemoSizes, markers_gmt, run_demo
+from atlas.demo.pipeline import DemoSizes, markers_gmt, run_demo
 from atlas.demo.summary import next_steps
 from loaders.gmt import read_gmt
 
@@ -41,7 +41,7 @@ def test_tiny_demo_builds_a_populated_graph_and_a_report_and_reuses_its_model(cl
     assert counts["edges"] == manifest["counts"]["edges"] > 0
     features = clean_graph.read(
         "MATCH (f:Feature {model: $model}) RETURN count(f) AS features, count {(f)-[:TOP_GENE]->()} > 0 AS genes, "
-        "f.annotated = exists {(f)-[:ENRICHED_IN]->()} AS consistent", model=MODEL_NAME)
+        "f.annotated = exists {(f)-[:ENRICHED_IN]->()} AS consistent", model=DemoSizes.tiny().model_name)
     assert sum(row["features"] for row in features) == 3 * 4 * 32  # every feature of the 3 layers' SAEs
     assert all(row["consistent"] for row in features) and any(row["genes"] for row in features)
     terms = clean_graph.read("MATCH (t:Term {source: 'markers'})<-[:MEMBER_OF]-(:Gene) RETURN count(DISTINCT t) AS n")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
+from pathlib import Path
 
 from atlas.demo.pipeline import DemoResult
 
@@ -18,6 +20,15 @@ def top_hub(run_id: str) -> dict | None:
     return rows[0] if rows else None
 
 
+def most_enriched_term(sae_dir: Path) -> str | None:
+    """The gene set most features of the SAE atlas are enriched in, from its catalogs (None when none is)."""
+    from atlas.catalog import read_catalogs
+
+    terms = Counter(annotation.term for catalog in read_catalogs(sae_dir).values()
+                    for feature in catalog.features for annotation in feature.annotations)
+    return min(terms, key=lambda term: (-terms[term], term)) if terms else None
+
+
 def next_steps(result: DemoResult) -> dict:
     """Report path, Neo4j Browser address and three `atlas query` commands that work on this demo's graph."""
     from atlas.db.server import ServerConfig
@@ -31,11 +42,13 @@ def next_steps(result: DemoResult) -> dict:
         bolt, password_file = config.bolt_uri, str(config.password_file)
         browser = f"http://{config.listen_address}:{config.http_port}/browser/"
     hub = top_hub(result.run_id)
+    term = most_enriched_term(result.sae_dir)
     commands = [f"atlas query hubs -p run={result.run_id} -p limit=10"]
     if hub is not None:
         commands.append(f"atlas query feature_edges -p uid={hub['uid']} -p run={result.run_id} -p limit=10")
-    commands.append("atlas query features_by_term -p term=T_CELL")
-    if hub is None:
+    commands.append(f"atlas query features_by_term -p term={term}" if term else
+                    "atlas query features_by_gene -p gene=CD3D")
+    if len(commands) < 3:
         commands.append("atlas query features_by_gene -p gene=CD3D")
     return {"report": str(result.report), "browser": browser, "bolt": bolt, "password_file": password_file,
             "run_id": result.run_id, "model": str(result.model_dir), "saes": str(result.sae_dir),
