@@ -6,7 +6,9 @@ import json
 
 import pytest
 import torch
+from click.testing import CliRunner
 
+from atlas.cli import cli
 from atlas.demo.data import write_demo_data
 from atlas.demo.pipeline import DemoSizes, markers_gmt, run_demo
 from atlas.demo.summary import next_steps
@@ -30,10 +32,15 @@ def test_marker_gene_sets_name_their_sources():
 
 
 @pytest.mark.neo4j
-def test_tiny_demo_builds_a_populated_graph_and_a_report_and_reuses_its_model(clean_graph, tmp_path):
+def test_tiny_demo_builds_a_populated_graph_and_a_report_and_a_rerun_reuses_the_model(clean_graph, tmp_path):
     torch.set_num_threads(1)
+    result = CliRunner().invoke(cli, ["demo", "--tiny", "--no-start", "--home", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["model_trained"] and printed["saes_trained"] and len(printed["try"]) == 3
     first = run_demo(tmp_path, DemoSizes.tiny(), start_server=False, echo=lambda line: None)
-    assert first.model_trained and first.saes_trained
+    assert not first.model_trained and not first.saes_trained
+    assert str(first.report) == printed["report"]
     assert first.report.is_file() and "<html" in first.report.read_text().lower()
     counts = clean_graph.read(
         "MATCH (:Feature)-[e:AFFECTS {run: $run}]->(:Feature) RETURN count(e) AS edges", run=first.run_id)[0]
@@ -46,11 +53,4 @@ def test_tiny_demo_builds_a_populated_graph_and_a_report_and_reuses_its_model(cl
     assert all(row["consistent"] for row in features) and any(row["genes"] for row in features)
     terms = clean_graph.read("MATCH (t:Term {source: 'markers'})<-[:MEMBER_OF]-(:Gene) RETURN count(DISTINCT t) AS n")
     assert terms[0]["n"] == len(read_gmt(markers_gmt()))
-    summary = next_steps(first)
-    assert summary["top_hub"] is not None and len(summary["try"]) == 3
-
-    second = run_demo(tmp_path, DemoSizes.tiny(), start_server=False, echo=lambda line: None)
-    assert not second.model_trained and not second.saes_trained
-    again = clean_graph.read(
-        "MATCH (:Feature)-[e:AFFECTS {run: $run}]->(:Feature) RETURN count(e) AS edges", run=first.run_id)[0]
-    assert again["edges"] == counts["edges"]
+    assert printed["top_hub"]["uid"] == next_steps(first)["top_hub"]["uid"]

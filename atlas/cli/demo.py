@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 from pathlib import Path
 
@@ -31,7 +33,9 @@ def demo(home: Path | None, tiny: bool, no_start: bool, as_json: bool) -> None:
 
     started = time.perf_counter()
     sizes = DemoSizes.tiny() if tiny else DemoSizes()
-    result = run_demo(home, sizes, start_server=not no_start, echo=lambda line: click.echo(line, err=as_json))
+    # with --json, stdout carries only the final JSON: the steps' own output goes to stderr
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        result = run_demo(home, sizes, start_server=not no_start, echo=click.echo)
     total = round(time.perf_counter() - started, 1)
     summary = next_steps(result)
     if as_json:
