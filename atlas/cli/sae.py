@@ -54,6 +54,7 @@ def train(model_dir: Path, cells_path: Path, token_dictionary: Path | None, gene
     \b
     Writes OUT/layerNN_x{expansion}_k{k}/{sae_final.pt, activation_mean.npy, feature_catalog.json,
     feature_annotations.json}: the layout `atlas trace` and `atlas annotate` read.
+
     \b
     Example:
       atlas sae train --model ./Geneformer-V2-316M --cells pbmc.h5ad \\
