@@ -200,6 +200,8 @@ def test_atlas_steer_stores_one_steering_per_feature_and_alpha(clean_graph, tiny
     assert result.exit_code == 0, result.output
     output = json.loads(result.stdout)
     assert len(output["results"]) == 2 * 2 * 2
+    named = [gene for row in output["results"] for gene in row["top_up"] + row["top_down"]]
+    assert named and all(gene.startswith("GENE") for gene in named)  # names from the SAE catalogs' top genes
     assert {row["layer"] for row in output["layers"]} <= {1, 2}
     counts = _experiment_counts(clean_graph, output["run"]["id"])
     assert counts["steerings"] == 8
@@ -255,11 +257,12 @@ def test_steer_reads_a_pseudotime_column_and_a_root_group(clean_graph, tiny_atla
     root, frequent = tiny_atlas
     table = pd.DataFrame({"dpt": np.linspace(0, 1, 10), "cell_type": ["stem"] * 3 + ["mature"] * 7})
     table.to_csv(tmp_path / "obs.csv", index=False)
-    base = ["steer", *_inputs(root), "--feature", f"2:{frequent[2][0]}", "--no-store", "--json"]
+    base = ["steer", *_inputs(root), "--feature", f"2:{frequent[2][0]}", "--no-store", "--json", "--centered"]
     given = _invoke([*base, "--pseudotime", str(tmp_path / "obs.csv"), "--pseudotime-column", "dpt",
                      "--out", str(tmp_path / "given")])
     assert given.exit_code == 0, given.output
-    assert json.loads(given.stdout)["run"]["thresholds"]["pseudotime"].startswith("column dpt of")
+    thresholds = json.loads(given.stdout)["run"]["thresholds"]
+    assert thresholds["pseudotime"].startswith("column dpt of") and thresholds["centered"] is True
     grouped = _invoke([*base, "--root", "group:stem", "--labels", str(tmp_path / "obs.csv"), "--neighbors", "5",
                        "--out", str(tmp_path / "grouped")])
     assert grouped.exit_code == 0, grouped.output

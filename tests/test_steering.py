@@ -32,16 +32,28 @@ def _frequent(model, cells, sae, layer: int, count: int) -> list[int]:
     return torch.argsort(frequency, descending=True)[:count].tolist()
 
 
-def test_alpha_one_leaves_every_cell_where_it_was(tiny):
+@pytest.mark.parametrize("centered", [False, True])
+def test_alpha_one_leaves_every_cell_where_it_was(tiny, centered):
     model, cells, saes = tiny
     features = [FeatureRef(0, f) for f in _frequent(model, cells, saes[0], 0, 3)]
-    result = steer(model, saes, cells, features=features, alphas=[0.0, 1.0, 3.0], pseudotime=np.arange(12.0))
+    result = steer(model, saes, cells, features=features, alphas=[0.0, 1.0, 3.0], pseudotime=np.arange(12.0),
+                   centered=centered)
     unit = result.cells[result.cells["alpha"] == 1.0]
     assert len(unit) == result.results.query("alpha == 1.0")["n_cells"].sum() > 0
     assert (unit["ds"] == 0).all()
     assert result.results.query("alpha == 1.0")["top_up"].map(len).sum() == 0
     moved = result.cells[result.cells["alpha"] == 3.0]["ds"]
     assert (moved != 0).any()
+
+
+def _mean_activations(model, cells, sae, layer: int) -> np.ndarray:
+    """Per cell, the mean activation of every feature over its gene positions."""
+    rows = []
+    with torch.no_grad():
+        for cell in cells:
+            hidden, _ = layer_activations(model, [cell], [layer])
+            rows.append(sae.encode(hidden[layer]).mean(0).numpy())
+    return np.stack(rows)
 
 
 def test_steering_matches_the_hook_and_rerun_reference(tiny):
@@ -84,12 +96,7 @@ def test_a_never_active_feature_steers_no_cell(tiny):
 
 def test_a_feature_that_tracks_pseudotime_is_found_as_a_switch(tiny):
     model, cells, saes = tiny
-    profile = []
-    with torch.no_grad():
-        for cell in cells:
-            hidden, _ = layer_activations(model, [cell], [1])
-            profile.append(saes[1].encode(hidden[1]).mean(0).numpy())
-    profile = np.stack(profile)
+    profile = _mean_activations(model, cells, saes[1], 1)
     variable = int(np.argmax(profile.std(0)))
     result = steer(model, saes, cells, layers=[1], alphas=[2.0], pseudotime=profile[:, variable],
                    switch_threshold=1.0, max_features=3, gene_names=gene_names(64))

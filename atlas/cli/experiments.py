@@ -212,11 +212,13 @@ def _settle(run_dir: Path, out_dir: Path | None, run_id: str) -> Path:
 @click.option("--top-genes", default=10, show_default=True, help="Up- and down-regulated genes reported.")
 @click.option("--gene-names", "gene_name_dictionary", type=_PATH,
               help="Geneformer gene name -> Ensembl id dictionary, to report gene symbols.")
+@click.option("--centered", is_flag=True,
+              help="Measure cosines around the cells' mean logit vector (default: around zero, as the reference).")
 @click.option("--batch-size", default=32, show_default=True, help="Steered variants per forward pass.")
 def steer(model_dir, saes_dir, cells_path, token_dictionary, gene_median_dictionary, n_cells, max_length, device,
           out_dir, run_id, store, load_dir, plot, as_json, quiet, layers, features, alphas, pseudotime_path,
           pseudotime_column, root_rule, labels_path, label_column, neighbors, extreme_fraction, switch_threshold,
-          max_features, top_genes, gene_name_dictionary, batch_size) -> None:
+          max_features, top_genes, gene_name_dictionary, centered, batch_size) -> None:
     """Steer switch features and measure how far cells move from early toward late pseudotime.
 
     h' = h + (alpha - 1) * a_f * W_dec[f] where f is active; ds = cos(z',late) - cos(z',early) - [cos(z,late) -
@@ -250,7 +252,8 @@ def steer(model_dir, saes_dir, cells_path, token_dictionary, gene_median_diction
                                    alphas=alphas or (0.0, 2.0, 4.0), pseudotime=pseudotime,
                                    extreme_fraction=extreme_fraction, switch_threshold=switch_threshold,
                                    max_features=max_features, top_genes=top_genes,
-                                   gene_name_dictionary=gene_name_dictionary, batch_size=batch_size, device=device,
+                                   gene_name_dictionary=gene_name_dictionary, centered=centered,
+                                   batch_size=batch_size, device=device,
                                    run_id=run_id, progress=not quiet and not as_json)
         out_dir = _settle(run_dir, out_dir, run["id"])
     header = _finish(run, tables, out_dir, store, plot, lambda: fraction_positive_figure(tables["layers"]),

@@ -149,7 +149,7 @@ class _Accumulator:
 
 @torch.no_grad()
 def _steer_cell(runner: _Model, tokens: np.ndarray, cell_index: int, selected: Mapping[int, list[int]],
-                alphas: list[float], early: np.ndarray, late: np.ndarray, batch_size: int,
+                alphas: list[float], early: np.ndarray, late: np.ndarray, origin: np.ndarray, batch_size: int,
                 accumulator: _Accumulator) -> None:
     cell = runner.clean(tokens)
     for layer, features in selected.items():
@@ -167,7 +167,7 @@ def _steer_cell(runner: _Model, tokens: np.ndarray, cell_index: int, selected: M
             hidden[1:, cell.genes] += push.to(hidden.dtype)
             hidden = resume(runner.model, hidden, layer, runner.last_layer)
             logits = runner.logits(hidden, cell.genes).double().cpu().numpy()
-            shifts = state_shift(logits[1:], logits[:1], early, late)
+            shifts = state_shift(logits[1:] - origin, logits[:1] - origin, early, late)
             for row, (feature, alpha) in enumerate(chunk):
                 accumulator.add((layer, feature, alpha), cell_index, float(shifts[row]), logits[row + 1] - logits[0])
 
@@ -188,9 +188,14 @@ def steer(model: BertForMaskedLM, saes: Mapping[int, SparseAutoencoder], cells: 
           root_rule: str = "dc1-min", labels: np.ndarray | None = None, embedding_layer: int | None = None,
           extreme_fraction: float = 0.2, switch_threshold: float = 0.8, max_features: int = 10,
           top_genes: int = 10, gene_names: Mapping[int, str] | None = None, batch_size: int = 32,
-          n_neighbors: int = 15, device: torch.device | str = "cpu",
+          n_neighbors: int = 15, centered: bool = False, device: torch.device | str = "cpu",
           non_gene_tokens: tuple[int, ...] = GENEFORMER_NON_GENE_TOKENS, progress: bool = False) -> SteeringResult:
-    """Find switch features (or take ``features``) and steer each at every alpha; see the module docstring."""
+    """Find switch features (or take ``features``) and steer each at every alpha; see the module docstring.
+
+    ``centered=True`` measures the cosines around the mean clean logit vector of all cells rather than around zero
+    (the reference definition): raw mean logits of all cells point almost the same way, so uncentred shifts mostly
+    follow how a steer scales the logits, while centred ones follow where it moves them between early and late.
+    """
     alphas = sorted({float(alpha) for alpha in alphas})
     if not alphas:
         raise AtlasError("no alpha to steer with")
@@ -215,13 +220,15 @@ def steer(model: BertForMaskedLM, saes: Mapping[int, SparseAutoencoder], cells: 
     if pseudotime.shape != (len(cells),):
         raise AtlasError(f"pseudotime has {pseudotime.size} values for {len(cells)} cells")
     extremes = pseudotime_extremes(pseudotime, extreme_fraction)
-    early, late = signatures(clean_logits, extremes)
+    # centred: cosines around the mean clean logit vector of all cells instead of around zero
+    origin = clean_logits.mean(axis=0) if centered else np.zeros(clean_logits.shape[1])
+    early, late = (signature - origin for signature in signatures(clean_logits, extremes))
     switch = switch_features(activations, extremes, switch_threshold, max_features, features)
     selected = {layer: group["feature"].tolist() for layer, group in switch[switch["selected"]].groupby("layer")}
     accumulator = _Accumulator()
     if selected:
         for cell_index, tokens in enumerate(tqdm(cells, desc="steering", unit="cell", disable=not progress)):
-            _steer_cell(runner, tokens, cell_index, selected, alphas, early, late, batch_size, accumulator)
+            _steer_cell(runner, tokens, cell_index, selected, alphas, early, late, origin, batch_size, accumulator)
     results, cell_rows = _results(switch, alphas, accumulator, top_genes, gene_names)
     return SteeringResult(pseudotime, root, extremes, alphas, switch, results, layer_summary(results),
                           pd.DataFrame(cell_rows, columns=["layer", "feature", "alpha", "cell", "ds"]))

@@ -131,6 +131,19 @@ def read_cell_column(path: Path, column: str, n_cells: int) -> np.ndarray:
     return values[:n_cells]
 
 
+def _gene_names(saes_dir: Path, token_dictionary: Path | None, gene_name_dictionary: Path | None
+                ) -> dict[int, str] | None:
+    """Token -> gene name from the Geneformer dictionaries, else from the SAE catalogs' top genes, else None."""
+    if token_dictionary is not None:
+        return token_gene_names(load_dictionary(token_dictionary),
+                                load_dictionary(gene_name_dictionary) if gene_name_dictionary else None)
+    from atlas.catalog import read_catalogs
+
+    names = {gene.gene_id: gene.gene_name for catalog in read_catalogs(saes_dir).values()
+             for feature in catalog.features for gene in feature.top_genes}
+    return names or None
+
+
 @dataclass(frozen=True)
 class PseudotimeSource:
     """A given pseudotime column, or the root rule (and optional labels) of diffusion pseudotime."""
@@ -147,8 +160,8 @@ def run_steering(model_dir: Path, saes_dir: Path, cells: CellSource, out_dir: Pa
                  layers: Sequence[int] | None = None, features: Sequence[str] = (),
                  alphas: Sequence[float] = (0.0, 2.0, 4.0), pseudotime: PseudotimeSource = PseudotimeSource(),
                  extreme_fraction: float = 0.2, switch_threshold: float = 0.8, max_features: int = 10,
-                 top_genes: int = 10, gene_name_dictionary: Path | None = None, batch_size: int = 32,
-                 device: str = "auto", run_id: str | None = None, progress: bool = False
+                 top_genes: int = 10, gene_name_dictionary: Path | None = None, centered: bool = False,
+                 batch_size: int = 32, device: str = "auto", run_id: str | None = None, progress: bool = False
                  ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
     """Steer switch features (or ``features``) at every alpha and write the results directory."""
     from atlas.experiments.steering import steer
@@ -164,20 +177,17 @@ def run_steering(model_dir: Path, saes_dir: Path, cells: CellSource, out_dir: Pa
                                                                    cell_set.n_cells).astype(np.float64)
     labels = None if pseudotime.labels_path is None else read_cell_column(
         pseudotime.labels_path, pseudotime.label_column, cell_set.n_cells)
-    names = None
-    if cells.token_dictionary is not None:
-        names = token_gene_names(load_dictionary(cells.token_dictionary),
-                                 load_dictionary(gene_name_dictionary) if gene_name_dictionary else None)
+    names = _gene_names(saes_dir, cells.token_dictionary, gene_name_dictionary)
     result = steer(model, saes, cell_set.input_ids, layers=steer_layers, features=refs or None, alphas=alphas,
                    pseudotime=given, root_rule=pseudotime.root_rule, labels=labels,
                    extreme_fraction=extreme_fraction, switch_threshold=switch_threshold, max_features=max_features,
                    top_genes=top_genes, gene_names=names, batch_size=batch_size, n_neighbors=pseudotime.n_neighbors,
-                   device=device_, progress=progress)
+                   centered=centered, device=device_, progress=progress)
     model_name, sae_name = _names(model_dir, saes_dir)
     source = f"column {pseudotime.column} of {pseudotime.path}" if pseudotime.path else \
         f"diffusion pseudotime, root {pseudotime.root_rule}"
     thresholds = {"alphas": result.alphas, "extreme_fraction": extreme_fraction, "switch_threshold": switch_threshold,
-                  "max_features": max_features, "pseudotime": source, "layers": steer_layers}
+                  "max_features": max_features, "pseudotime": source, "layers": steer_layers, "centered": centered}
     run = run_record("steering", model_name, sae_name, cell_set.n_cells, cell_set.digest, thresholds,
                      [str(ref) for ref in refs], run_id)
     group = np.full(cell_set.n_cells, "", dtype=object)

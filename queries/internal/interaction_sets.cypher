@@ -2,7 +2,7 @@
 // param runs: str[] — the ablation runs
 // returns: run, set_id, selection, term, order, members, n_cells, n_targets, median_redundancy, fraction_subadditive, fraction_additive, fraction_superadditive, mean_abs_interaction, redundancy_by_order
 MATCH (i:Interaction) WHERE i.run IN $runs
-RETURN i.run AS run, i.id AS set_id, i.selection AS selection, i.term AS term, i.order AS order,
+RETURN i.run AS run, i.id AS set_id, i.selection AS selection, properties(i).term AS term, i.order AS order,
        i.members AS members, i.n_cells AS n_cells, i.n_targets AS n_targets,
        i.median_redundancy AS median_redundancy, i.fraction_subadditive AS fraction_subadditive,
        i.fraction_additive AS fraction_additive, i.fraction_superadditive AS fraction_superadditive,

@@ -4,7 +4,7 @@
 // returns: interaction, run, selection, term, order, members, n_targets, median_redundancy, fraction_subadditive, fraction_superadditive, mean_abs_interaction
 MATCH (i:Interaction)-[:HAS_MEMBER]->(:Feature {uid: $uid})
 WHERE $run IS NULL OR i.run = $run
-RETURN i.id AS interaction, i.run AS run, i.selection AS selection, i.term AS term, i.order AS order,
+RETURN i.id AS interaction, i.run AS run, i.selection AS selection, properties(i).term AS term, i.order AS order,
        i.members AS members, i.n_targets AS n_targets, i.median_redundancy AS median_redundancy,
        i.fraction_subadditive AS fraction_subadditive, i.fraction_superadditive AS fraction_superadditive,
        i.mean_abs_interaction AS mean_abs_interaction
