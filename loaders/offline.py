@@ -63,6 +63,8 @@ def _text(values: pa.Array) -> pa.Array:
         return pc.if_else(pc.is_null(values), pa.scalar(None, pa.string()), joined)
     if pa.types.is_floating(values.type):
         text = values.cast(pa.string())
+        if not pc.any(pc.is_inf(values)).as_py():
+            return text
         return pc.replace_substring_regex(pc.replace_substring_regex(text, "^inf$", "Infinity"),
                                           "^-inf$", "-Infinity")
     return values

@@ -71,21 +71,21 @@ def validate_run(run_dir: str | Path, progress: Callable[[ShardRecord], None] | 
     manifest = read_manifest(run_dir)
     complete = [record for record in manifest.shards if record.status == SHARD_COMPLETE]
     incomplete = [record for record in manifest.shards if record.status != SHARD_COMPLETE]
-    keys, owners, features = [], [], [np.empty((0, 2), np.int64)]
+    keys, owners, features = [], [], [np.empty(0, np.int64)]
     for position, record in enumerate(complete):
         table = read_shard(run_dir, record, manifest)
         keys.append(edge_keys(table))
         owners.append(np.full(table.num_rows, position, np.int32))
-        sources = np.unique(table.column("source_feature").to_numpy())
-        targets = np.unique(np.stack([table.column("target_layer").to_numpy().astype(np.int64),
-                                      table.column("target_feature").to_numpy().astype(np.int64)], axis=1), axis=0)
-        features += [np.stack([np.full(len(sources), manifest.source_layer, np.int64), sources], axis=1), targets]
+        sources = table.column("source_feature").to_numpy()
+        features += [np.unique(_feature_keys(np.full(len(sources), manifest.source_layer), sources)),
+                     np.unique(_feature_keys(table.column("target_layer").to_numpy(),
+                                             table.column("target_feature").to_numpy()))]
         if progress is not None:
             progress(record)
     if keys:
         _refuse_edges_in_two_shards(run_dir, complete, np.concatenate(keys), np.concatenate(owners))
-    distinct = np.unique(np.concatenate(features).astype(np.int64), axis=0)
-    return ValidatedRun(run_dir, manifest, complete, incomplete, distinct)
+    distinct = np.unique(np.concatenate(features))
+    return ValidatedRun(run_dir, manifest, complete, incomplete, np.stack([distinct >> 32, distinct & 0xFFFFFFFF], 1))
 
 
 def _refuse_edges_in_two_shards(run_dir: Path, shards: list[ShardRecord], keys: np.ndarray,
@@ -99,12 +99,16 @@ def _refuse_edges_in_two_shards(run_dir: Path, shards: list[ShardRecord], keys: 
                          f"({shards[first].file} and {shards[second].file})")
 
 
+def _feature_keys(layers: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """One int64 per (layer, feature index): a 1-D key sorts far faster than pairs."""
+    return (layers.astype(np.int64) << 32) | indices.astype(np.int64)
+
+
 def uids(manifest: Manifest, layers: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """Feature uids (an object array) for parallel arrays of layers and feature indices, formatted once per feature."""
-    pairs, inverse = np.unique(np.stack([layers.astype(np.int64), indices.astype(np.int64)], axis=1),
-                               axis=0, return_inverse=True)
-    names = np.array([feature_uid(manifest.model, manifest.sae, int(layer), int(index)) for layer, index in pairs],
-                     dtype=object)
+    keys, inverse = np.unique(_feature_keys(layers, indices), return_inverse=True)
+    names = np.array([feature_uid(manifest.model, manifest.sae, int(key >> 32), int(key & 0xFFFFFFFF))
+                      for key in keys], dtype=object)
     return names[inverse.reshape(-1)]
 
 
