@@ -38,7 +38,7 @@ def test_plan_then_run_produces_a_finalized_run_with_full_depth_layers(inputs, t
     planned = invoke("trace", "plan", "--model", inputs / "model", "--saes", inputs / "saes", "--cells",
                      inputs / "cells", "--source-layer", "1", "--features-per-shard", "40", "--out", run_dir)
     assert planned["downstream_layers"] == [2, 3] and planned["units"] >= 2
-    done = invoke("trace", "run", run_dir, "--device", "cpu", "--quiet")
+    done = invoke("trace", "run", run_dir, "--device", "cpu", "--threads", "1", "--quiet")
     assert done["status"] == "finalized" and done["ablated_passes"] > 0 and done["units_pending"] == 0
     manifest = read_manifest(run_dir)
     assert manifest.extra["selection"] == {"method": "all_active", "min_frequency": 0.001,

@@ -142,6 +142,7 @@ def _units_from_env(variable: str | None, units: tuple[int, ...]) -> list[int] |
               help="Take the unit index from an environment variable (SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--batch-size", type=int, help="Ablated variants per forward (default: the plan's).")
+@click.option("--threads", type=int, help="CPU threads for torch (on a shared CPU, 1 avoids thread contention).")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), help="Model directory on this machine.")
 @click.option("--saes", "sae_dir", type=click.Path(path_type=Path), help="SAE directory on this machine.")
 @click.option("--cells", "cells_path", type=click.Path(path_type=Path),
@@ -150,8 +151,8 @@ def _units_from_env(variable: str | None, units: tuple[int, ...]) -> list[int] |
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def run(run_dir: Path, units: tuple[int, ...], unit_from_env: str | None, device: str, batch_size: int | None,
-        model_dir: Path | None, sae_dir: Path | None, cells_path: Path | None, no_finalize: bool, quiet: bool,
-        as_json: bool) -> None:
+        threads: int | None, model_dir: Path | None, sae_dir: Path | None, cells_path: Path | None,
+        no_finalize: bool, quiet: bool, as_json: bool) -> None:
     """Run the plan's unfinished units (skipping finished ones), then merge and finalise when all are done.
 
     Input paths default to the planned ones; a worker on another machine passes its own --model/--saes/--cells.
@@ -161,10 +162,15 @@ def run(run_dir: Path, units: tuple[int, ...], unit_from_env: str | None, device
       atlas trace run runs/l5                          # everything on this machine, resumable
       atlas trace run runs/l5 --unit 3 --device cuda   # one unit; merge later with `atlas trace merge`
     """
+    import torch
     from tqdm import tqdm
 
     from atlas.trace.run import finalize_run, merge_run, run_status, run_units
 
+    if threads is not None:
+        if threads < 1:
+            raise AtlasError("--threads must be at least 1")
+        torch.set_num_threads(threads)
     selected = _units_from_env(unit_from_env, units)
     bar = tqdm(desc="trace", unit="cell", disable=quiet, dynamic_ncols=True)
     started, passes = time.perf_counter(), [0]
