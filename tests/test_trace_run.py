@@ -171,7 +171,8 @@ def test_worker_refuses_cells_that_changed_after_planning(inputs, tmp_path):
 
 def test_manifest_records_thresholds_consistency_mode_and_counts(inputs, tmp_path):
     manifest = complete_run(tmp_path / "run", inputs, thresholds=Thresholds(consistency_mode="signed"))
-    assert manifest.thresholds == {"cohens_d": 0.5, "consistency": 0.7, "consistency_mode": "signed", "min_cells": 2}
+    assert manifest.thresholds == {"cohens_d": 0.5, "consistency": 0.7, "consistency_definition": "signed",
+                                   "min_cells": 2}
     assert manifest.counts["clean_passes"] == 2 * 7 and manifest.counts["ablated_passes"] > 0
     reread = read_manifest(tmp_path / "run")
     summary = pq.read_table(tmp_path / "run" / reread.extra["feature_summaries"][0]["file"]).to_pandas()

@@ -147,7 +147,7 @@ def _plan_of(manifest: Manifest) -> tuple[TraceConfig, list[Unit], np.ndarray, T
         units = units_from_dicts(manifest.extra["plan"]["units"])
         features = np.asarray(manifest.extra["source_features"], dtype=np.int64)
         thresholds = Thresholds(manifest.thresholds["cohens_d"], manifest.thresholds["consistency"],
-                                manifest.thresholds["consistency_mode"])
+                                manifest.thresholds["consistency_definition"])
     except (KeyError, TypeError, ValueError) as error:
         raise AtlasError(f"manifest of {manifest.run_id} has no trace plan ({error}); "
                          "plan it with `atlas trace plan`") from error

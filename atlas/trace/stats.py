@@ -36,8 +36,9 @@ class Thresholds:
             raise ValueError(f"consistency_mode must be one of {CONSISTENCY_MODES}")
 
     def as_dict(self) -> dict[str, float | str]:
+        """The manifest's ``thresholds`` (the key ``consistency_definition`` records which consistency was used)."""
         return {"cohens_d": self.cohens_d, "consistency": self.consistency,
-                "consistency_mode": self.consistency_mode}
+                "consistency_definition": self.consistency_mode}
 
 
 def accumulator_dtype(device: torch.device) -> torch.dtype:
