@@ -193,7 +193,7 @@ def run(run_dir: Path, units: tuple[int, ...], unit_from_env: str | None, device
         finalize_run(run_dir)
         status = run_status(run_dir)
     data = {"run_id": status["run_id"], "status": status["status"], "units_run": len(report.ran),
-            "units_skipped": len(report.skipped), "units_pending": len(status["pending"]), "cells": report.cells,
+            "units_skipped": len(report.skipped), "units_pending": len(status["pending"]), "clean_passes": report.cells,
             "ablated_passes": report.ablated_passes, "seconds": round(elapsed, 3),
             "ablated_passes_per_s": round(report.ablated_passes / elapsed, 2) if elapsed > 0 else None,
             "edges": status["counts"].get("edges")}
