@@ -3,7 +3,9 @@
 Exactly once per shard: the Run node lists the shards whose edges are all in the graph, and the shard's last batch
 of edges commits in the same transaction that adds it to that list. Before a shard's first batch the Run node
 records it as ``loading_shard``; a load that stops half-way leaves that mark, and the next load deletes the edges
-of exactly that shard (by their keys) before writing it again. A rerun after success writes nothing.
+of exactly that shard (by their keys) before writing it again. Each batch also advances ``loading_offset`` and
+only writes when the offset is where it expects, so a transaction retried after a commit whose answer was lost
+(a dropped connection, a cluster leader change) writes nothing twice. A rerun after success writes nothing.
 Every statement is a managed write transaction (retried on transient errors, routed to the leader on a cluster),
 except the batched delete of a run, which must auto-commit.
 """
@@ -107,14 +109,17 @@ def _load_shard(graph: Graph, run: ValidatedRun, record: ShardRecord, batch_size
         batch = edge_rows(columns, start, stop)
         last = stop == rows
 
-        def work(tx: ManagedTransaction, batch: list[list[Any]] = batch, last: bool = last) -> None:
-            tx.run(_statement("ingest_edges"), run=run.run_id, rows=batch).consume()
+        def work(tx: ManagedTransaction, batch: list[list[Any]] = batch, start: int = start, last: bool = last) -> None:
+            tx.run(_statement("ingest_edges"), run=run.run_id, shard=record.file, offset=start, rows=batch).consume()
             if last:
                 tx.run(_statement("ingest_shard_finish"), run=run.run_id, shard=record.file,
                        sha256=record.sha256, rows=rows).consume()
 
         graph.write_transaction(work)
         advance(stop - start)
+    if record.file not in ((run_state(graph, run.run_id) or {}).get("shards") or []):
+        raise AtlasError(f"run {run.run_id}: shard {record.file} was written but not recorded as loaded; is another "
+                         "`atlas ingest` loading this run? Run it again alone to recover")
 
 
 def ingest_run(

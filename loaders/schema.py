@@ -47,9 +47,11 @@ RUN = NodeType(
     {"id": "str", "kind": "str", "model": "str", "sae": "str", "source_layer": "int",
      "downstream_layers": "int[]", "n_cells": "int", "thresholds": "str", "created_at": "str", "status": "str",
      # loader bookkeeping (loaders.runs): status is loading | partial | loaded; shards lists the shard files whose
-     # edges are all in the graph (with their SHA-256), loading_shard the one a load was writing when it stopped.
+     # edges are all in the graph (with their SHA-256), loading_shard the one a load was writing when it stopped
+     # and loading_offset how many of its rows were committed.
      "cell_set_digest": "str", "code_version": "str", "trace_status": "str", "edge_count": "int",
-     "shards": "str[]", "shard_checksums": "str[]", "loading_shard": "str", "loading_sha256": "str"},
+     "shards": "str[]", "shard_checksums": "str[]", "loading_shard": "str", "loading_sha256": "str",
+     "loading_offset": "int"},
 )
 INTERACTION = NodeType(
     "Interaction", "id",

@@ -13,12 +13,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import queries
 from atlas.errors import AtlasError
 from atlas.runformat import read_manifest, write_manifest, write_shard
 from benchmarks.synthetic import make_synthetic_run
 from loaders.digest import graph_digest
 from loaders.online import delete_run, ingest_run, run_state
-from loaders.runs import validate_run
+from loaders.runs import edge_columns, edge_rows, validate_run
 from loaders.schema import AFFECTS, feature_uid
 
 pytestmark = pytest.mark.neo4j
@@ -140,6 +141,25 @@ def test_a_shard_interrupted_half_way_is_cleaned_and_reloaded(clean_graph, run_d
     assert len(loaded) == len(dict(loaded)) == len(shard_edges(run_dir))  # no duplicate, nothing missing
     assert dict(loaded) == shard_edges(run_dir)
     assert "loading_shard" not in run_state(clean_graph, manifest.run_id)
+
+
+def test_a_batch_replayed_after_its_commit_writes_nothing(clean_graph, run_dir):
+    # The driver retries a transaction whose commit answer was lost; the replay must not duplicate edges.
+    def stop_after_two_batches(written: int, total: int) -> None:
+        if written >= 200:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        ingest_run(clean_graph, run_dir, batch_size=100, progress=stop_after_two_batches)
+    run = validate_run(run_dir)
+    record = run.shards[0]
+    assert record.rows > 200
+    assert len(graph_edges(clean_graph, run.run_id)) == 200
+    columns = edge_columns(run.manifest, run.read(record))
+    clean_graph.write(queries.internal("ingest_edges").text, run=run.run_id, shard=record.file, offset=100,
+                      rows=edge_rows(columns, 100, 200))
+    assert len(graph_edges(clean_graph, run.run_id)) == 200
+    assert run_state(clean_graph, run.run_id)["loading_offset"] == 200
 
 
 def test_a_bad_value_in_the_last_shard_is_refused_before_anything_is_written(clean_graph, run_dir):

@@ -1,7 +1,14 @@
-// purpose: Create one batch of AFFECTS edges of a run (rows from loaders.runs.edge_rows).
+// purpose: Create one batch of a shard's AFFECTS edges, fenced by the shard's write offset on the Run node.
 // param run: str — the run id
+// param shard: str — the shard being loaded
+// param offset: int — rows of the shard written before this batch; a replayed batch finds another offset and
+//   writes nothing (a retry after a commit whose answer was lost never duplicates edges)
 // param rows: list — [source uid, target uid, d, mean, std, consistency, n, p, q, sign] per edge
 // returns: nothing
+MATCH (run:Run {id: $run})
+WHERE run.loading_shard = $shard AND run.loading_offset = $offset
+SET run.loading_offset = $offset + size($rows)
+WITH run
 UNWIND $rows AS row
 MATCH (source:Feature {uid: row[0]})
 MATCH (target:Feature {uid: row[1]})

@@ -1,7 +1,7 @@
-// purpose: Set a Run node's load status once no shard is being written ('loaded' or 'partial').
+// purpose: Set a Run node's load status once no shard is being written ('loading', 'loaded' or 'partial').
 // param run: str — the run id
-// param status: str — loaded | partial
+// param status: str — loading | loaded | partial
 // returns: nothing
 MATCH (run:Run {id: $run})
 SET run.status = $status
-REMOVE run.loading_shard, run.loading_sha256
+REMOVE run.loading_shard, run.loading_sha256, run.loading_offset
