@@ -89,7 +89,8 @@ def summary_section(context: ReportContext) -> Section:
         ("edges per source feature: mean / median / max", f"{out['mean']:.1f} / {out['median']:.0f} / "
                                                           f"{out['max']:.0f}"),
         ("hub rule", report.hubs.summary["rule"]),
-        ("hubs", f"{report.hubs.summary['hubs']:,} ({report.hubs.summary['hub_fraction']:.1%} of features)"),
+        ("hubs", f"{report.hubs.summary['hubs']:,} ({report.hubs.summary['hub_fraction']:.1%} of the "
+                 f"{report.hubs.summary['ranked_features']:,} features with {context.rule.by} > 0)"),
         ("unannotated hubs", f"{report.unannotated_hubs.summary['unannotated_hubs']:,}"),
     ], columns=["measure", "value"])
     return Section("summary", "Summary", f"atlas analyze degrees {context.scope.command_flags()}",

@@ -54,8 +54,16 @@ def _procedure_modes(graph: Graph, names: set[str]) -> dict[str, str]:
     return {row["name"]: row["mode"] for row in rows}
 
 
+# Statements found read-only, per server and database: whether a statement writes does not depend on its parameters,
+# so a process that runs the same library query many times plans it once.
+_READ_ONLY_STATEMENTS: set[tuple[str, str, str]] = set()
+
+
 def check_read_only(graph: Graph, statement: str, parameters: Mapping[str, Any] | None = None) -> None:
     """Raise an AtlasError naming the reason when ``statement`` could change the database or its GDS catalog."""
+    key = (graph.settings.uri, graph.database, statement)
+    if key in _READ_ONLY_STATEMENTS:
+        return
     code = _code_only(statement)
     clause = _FORBIDDEN_CLAUSES.search(code)
     if clause:
@@ -73,6 +81,7 @@ def check_read_only(graph: Graph, statement: str, parameters: Mapping[str, Any] 
     if query_type != "r":
         kinds = {"w": "writes", "rw": "reads and writes", "s": "changes the schema"}
         raise _refusal(f"the server plans this statement as one that {kinds.get(query_type, query_type)}")
+    _READ_ONLY_STATEMENTS.add(key)
 
 
 def planned_query_type(graph: Graph, statement: str, parameters: Mapping[str, Any] | None = None) -> str:

@@ -189,3 +189,12 @@ def test_hub_report_writes_back_and_leaves_no_projection(chain, graph):
     written = graph.read("MATCH (f:Feature) WHERE f.hub_scope = $scope RETURN count(f) AS n", scope=scope.key)
     assert written[0]["n"] == len(report.features)
     assert projection_names(graph) == []
+
+
+def test_memory_check_trusts_the_edge_count_the_loaders_recorded(toy, graph):
+    graph.write("MATCH (r:Run {id: 'toy'}) SET r.edge_count = 10000000000")
+    with pytest.raises(AtlasError, match=r"10,000,000,000 edges"), projected(graph, resolve_scope(graph, ["toy"])):
+        pass
+    with projected(graph, resolve_scope(graph, ["toy"], [6])) as projection:
+        assert projection.relationship_count == (toy.edges["target_layer"] == 6).sum()
+    assert projection_names(graph) == []

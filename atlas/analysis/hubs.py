@@ -119,9 +119,10 @@ def hubs_from_table(table: pd.DataFrame, projection: Projection, rule: HubRule, 
     hubs = table[table["hub"]]
     shown = table[table["hub"] | (table["hub_rank"] <= top)]
     config = betweenness_config(projection)
+    ranked = int((table[rule.by] > 0).sum())  # the hub fraction is over features that have some of the measure
     summary = {"features": len(table), "edges": projection.relationship_count, "rule": rule.describe(),
                "cutoff": rule.cutoff(table), "hubs": len(hubs),
-               "hub_fraction": len(hubs) / len(table) if len(table) else float("nan"),
+               "ranked_features": ranked, "hub_fraction": len(hubs) / ranked if ranked else float("nan"),
                "hubs_annotated": float(hubs["annotated"].mean()) if len(hubs) else float("nan"),
                "betweenness": ("skipped" if table["betweenness"].isna().all() else
                                f"sampled from {config['samplingSize']} sources (seed {config['samplingSeed']})"

@@ -70,7 +70,11 @@ def free_heap_bytes(graph: Graph) -> int:
 
 def check_memory(graph: Graph, scope: Scope, free_bytes: int | None = None) -> MemoryCheck:
     """Count the scope, ask GDS for the projection's memory estimate and refuse when it exceeds the free heap."""
-    size = graph.read(queries.internal("scope_size").text, **scope.parameters())[0]
+    size = graph.read(queries.internal("scope_size_recorded").text, runs=list(scope.runs))[0]
+    if scope.layers or size["runs_with_count"] < len(scope.runs):
+        # Counting the scope's edges through the relationship index costs seconds on a large run: only when the
+        # loaders did not record the count, or when the layers restrict the scope.
+        size = graph.read(queries.internal("scope_size").text, **scope.parameters())[0]
     if size["relationships"] == 0:
         raise AtlasError(f"scope {scope.key} has no AFFECTS edges"
                          + (f" into layer(s) {', '.join(map(str, scope.layers))}" if scope.layers else ""))

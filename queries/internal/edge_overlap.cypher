@@ -3,7 +3,8 @@
 // param run_b: str — second run id
 // param layers: int[] = null — downstream layers (default all)
 // returns: shared
-MATCH (source:Feature)-[edge:AFFECTS {run: $run_a}]->(target:Feature)
-WHERE ($layers IS NULL OR target.layer IN $layers)
+MATCH (source:Feature)-[edge:AFFECTS]->(target:Feature)
+USING INDEX edge:AFFECTS(run)
+WHERE edge.run = $run_a AND ($layers IS NULL OR target.layer IN $layers)
   AND EXISTS { (source)-[other:AFFECTS]->(target) WHERE other.run = $run_b }
 RETURN count(edge) AS shared

@@ -4,6 +4,7 @@
 // param layers: int[] = null — downstream layers (default all)
 // returns: graph_name, node_count, relationship_count
 MATCH (source:Feature)-[edge:AFFECTS]->(target:Feature)
+USING INDEX edge:AFFECTS(run)
 WHERE edge.run IN $runs AND ($layers IS NULL OR target.layer IN $layers)
 WITH gds.graph.project($graph_name, source, target, {relationshipType: 'L' + toString(target.layer)}) AS projected
 RETURN projected.graphName AS graph_name, projected.nodeCount AS node_count,

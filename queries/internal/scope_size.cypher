@@ -3,6 +3,7 @@
 // param layers: int[] = null — downstream layers (default all)
 // returns: relationships, nodes
 MATCH ()-[edge:AFFECTS]->(target:Feature)
+USING INDEX edge:AFFECTS(run)
 WHERE edge.run IN $runs AND ($layers IS NULL OR target.layer IN $layers)
 WITH count(edge) AS relationships
 MATCH (feature:Feature)

@@ -3,6 +3,7 @@
 // param layers: int[] = null — downstream layers (comma-separated; default all)
 // returns: run, layer, edges, excitatory
 MATCH ()-[edge:AFFECTS]->(target:Feature)
+USING INDEX edge:AFFECTS(run)
 WHERE edge.run IN $runs AND ($layers IS NULL OR target.layer IN $layers)
 RETURN edge.run AS run, target.layer AS layer, count(edge) AS edges,
        count(CASE WHEN edge.sign = 'excitatory' THEN 1 END) AS excitatory

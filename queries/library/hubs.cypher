@@ -4,6 +4,7 @@
 // param limit: int = 20 — how many features
 // returns: uid, layer, label, annotated, out_degree, excitatory, inhibitory
 MATCH (source:Feature)-[edge:AFFECTS]->(target:Feature)
+USING INDEX edge:AFFECTS(run)
 WHERE edge.run = $run AND ($layers IS NULL OR target.layer IN $layers)
 WITH source, count(edge) AS out_degree, count(CASE WHEN edge.sign = 'excitatory' THEN 1 END) AS excitatory
 ORDER BY out_degree DESC, source.uid
