@@ -7,6 +7,7 @@ transient errors and route reads and writes correctly on a cluster. Connection p
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,9 @@ from neo4j.exceptions import AuthError, ClientError, ServiceUnavailable, Session
 from atlas.errors import AtlasError
 
 T = TypeVar("T")
+# The driver logs each transaction retry as a warning; without a handler, logging's last resort prints them on
+# stderr. A retried statement either succeeds or fails once as a one-line AtlasError, so the driver stays quiet.
+logging.getLogger("neo4j").addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True)
