@@ -7,6 +7,7 @@ No fault-injection hook exists in the product: a kill point is a condition on wh
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -41,6 +42,14 @@ def visible_lines(stream: str) -> list[str]:
     """The non-empty lines a terminal would show: progress-bar redraws (carriage returns) keep only their last state."""
     lines = [line.split("\r")[-1] for line in stream.split("\n")]
     return [line for line in lines if line.strip()]
+
+
+PROGRESS_BAR = re.compile(r"\d+%\|.*\| [\d.]+k?/[\d.?]+k?")  # a tqdm bar's last state is progress, not an error
+
+
+def error_lines(stream: str) -> list[str]:
+    """The visible lines of stderr that are not progress bars: a user error must be exactly one of them."""
+    return [line for line in visible_lines(stream) if not PROGRESS_BAR.search(line)]
 
 
 @dataclass

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -30,10 +29,9 @@ from loaders.online import ingest_run
 from loaders.schema import gene_id
 from tests.conftest import wipe
 from tests.reliability.checksum import graph_checksum
-from tests.reliability.processes import visible_lines
+from tests.reliability.processes import error_lines
 
 pytestmark = pytest.mark.neo4j
-PROGRESS_BAR = re.compile(r"\d+%\|.*\| \d+/\d+")  # tqdm lines (transformers' weight loading) are not errors
 MARKER = Path(f"/tmp/atlas-reliability-pwned-{os.getpid()}")
 
 
@@ -286,7 +284,7 @@ def test_bad_input_is_one_line_non_zero_exit_and_no_change(name, loaded_graph, s
     case = CASES[name]
     MARKER.unlink(missing_ok=True)
     code, stderr = run_main(case.build(tmp_path, small_run, tiny_trace_inputs), capsys, monkeypatch)
-    lines = [line for line in visible_lines(stderr) if not PROGRESS_BAR.search(line)]
+    lines = error_lines(stderr)
     assert code != 0
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr
     assert case.expect in lines[0]
