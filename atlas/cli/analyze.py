@@ -45,7 +45,8 @@ def rule_options(command: Callable) -> Callable:
                         help="Hubs have more than this (default 1000 when no --percentile).")(command)
 
 
-def _rule(threshold: float | None, percentile: float | None, by: str):
+def hub_rule(threshold: float | None, percentile: float | None, by: str):
+    """The HubRule of the --threshold/--percentile/--by options (threshold 1000 when neither is given)."""
     from atlas.analysis.hubs import DEFAULT_THRESHOLD, HubRule
 
     if threshold is None and percentile is None:
@@ -141,7 +142,7 @@ def hubs(graph, scope, threshold, percentile, by, top, write, no_betweenness):
     """
     from atlas.analysis.hubs import hubs as run
 
-    return run(graph, scope, _rule(threshold, percentile, by), top=top, betweenness=not no_betweenness, write=write)
+    return run(graph, scope, hub_rule(threshold, percentile, by), top=top, betweenness=not no_betweenness, write=write)
 
 
 @analyze.command("unannotated-hubs")
@@ -159,7 +160,7 @@ def unannotated_hubs(graph, scope, threshold, percentile, by, genes):
     """
     from atlas.analysis.hubs import unannotated_hubs as run
 
-    return run(graph, scope, _rule(threshold, percentile, by), genes=genes)
+    return run(graph, scope, hub_rule(threshold, percentile, by), genes=genes)
 
 
 @analyze.command()
@@ -235,5 +236,5 @@ def compare(run_a, run_b, layers, as_json, out, plot, threshold, percentile, by)
     from atlas.db.connection import connect
 
     with connect() as graph:
-        result = run(graph, run_a, run_b, list(layers) or None, _rule(threshold, percentile, by))
+        result = run(graph, run_a, run_b, list(layers) or None, hub_rule(threshold, percentile, by))
     _finish(result, as_json, out, plot)

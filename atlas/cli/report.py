@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from atlas.cli.analyze import _rule, rule_options
+from atlas.cli.analyze import hub_rule, rule_options
 from atlas.cli.output import emit_json
 
 
@@ -33,7 +33,7 @@ def report(runs, layers, out_dir, threshold, percentile, by, top, as_json):
 
     with connect() as graph:
         scope = resolve_scope(graph, runs, layers)
-        built = build_report(graph, scope, _rule(threshold, percentile, by), top)
+        built = build_report(graph, scope, hub_rule(threshold, percentile, by), top)
     paths = write_report(built, out_dir)
     if as_json:
         emit_json({key: str(path) for key, path in paths.items()} | {"sections": [s.key for s in built.sections]})
