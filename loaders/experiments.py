@@ -42,6 +42,23 @@ def _batches(rows: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
         yield rows[start:start + size]
 
 
+def _set_batches(set_rows: list[dict[str, Any]], by_set: Mapping[str, Sequence[Any]], max_sets: int = 200,
+                 max_targets: int = 10 * BATCH) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive sets grouped so that one transaction writes at most ``max_sets`` sets and about ``max_targets``
+    target links (a set is never split: its links are replaced as a whole)."""
+    batch: list[dict[str, Any]] = []
+    links = 0
+    for row in set_rows:
+        size = len(by_set.get(row["set_id"], ()))
+        if batch and (len(batch) == max_sets or links + size > max_targets):
+            yield batch
+            batch, links = [], 0
+        batch.append(row)
+        links += size
+    if batch:
+        yield batch
+
+
 def _feature(model: str, sae: str, layer: int, index: int) -> dict[str, Any]:
     layer, index = int(layer), int(index)
     return {"uid": feature_uid(model, sae, layer, index), "model": model, "sae": sae, "layer": layer, "index": index}
@@ -87,7 +104,7 @@ def store_ablation(graph: Graph, run: Mapping[str, Any], sets: Sequence[Mapping[
             "run": run_id, "members": [member["uid"] for member in members]}
         set_rows.append({"id": interaction_id(run_id, str(record["set_id"])), "properties": properties,
                          "members": members, "set_id": str(record["set_id"])})
-    for batch in _batches(set_rows, 200):
+    for batch in _set_batches(set_rows, by_set):
         target_rows = [
             _feature(model, sae, target["target_layer"], target["target_feature"])
             | {"interaction": row["id"],

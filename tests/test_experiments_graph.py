@@ -273,3 +273,14 @@ def test_steer_reads_a_pseudotime_column_and_a_root_group(clean_graph, tiny_atla
     np.save(tmp_path / "short.npy", np.arange(3.0))
     short = _invoke([*base, "--pseudotime", str(tmp_path / "short.npy"), "--out", str(tmp_path / "s")])
     assert "has 3 values for 10 cells" in str(short.exception)
+
+
+def test_ablation_writes_are_batched_by_links_without_splitting_a_set():
+    from loaders.experiments import _set_batches
+
+    rows = [{"set_id": name} for name in "abcde"]
+    links = {"a": [0] * 15, "b": [0] * 15, "c": [0] * 3, "d": [], "e": [0] * 30}
+    assert [[r["set_id"] for r in batch] for batch in _set_batches(rows, links, max_targets=20)] == [
+        ["a"], ["b", "c", "d"], ["e"]]
+    assert [[r["set_id"] for r in batch] for batch in _set_batches(rows, links, max_sets=2, max_targets=20)] == [
+        ["a"], ["b", "c"], ["d"], ["e"]]
