@@ -36,8 +36,7 @@ def hub_status(degrees_a: pd.Series, degrees_b: pd.Series, rule: HubRule) -> pd.
     table.index.name = "uid"
     table = table.reset_index()
     for column, degree in (("hub_a", "degree_a"), ("hub_b", "degree_b")):
-        run_table = pd.DataFrame({"out_degree": table[degree], "degree": table[degree]})
-        table[column] = rule.classify(run_table) & (table[degree] > 0)
+        table[column] = rule.classify(pd.DataFrame({"out_degree": table[degree]})) & (table[degree] > 0)
     hubs = table[table["hub_a"] | table["hub_b"]].copy()
     hubs["status"] = [
         "hub in both" if a and b else

@@ -31,7 +31,8 @@ WRITE_BATCH = 5000
 
 @dataclass(frozen=True)
 class HubRule:
-    """Which features are hubs: ``by`` above a threshold, or at or above a percentile of the features with edges."""
+    """Which features are hubs: ``by`` above a threshold, or at or above a percentile of the features where ``by`` is
+    positive (for out-degree: the sources)."""
 
     threshold: float | None = DEFAULT_THRESHOLD
     percentile: float | None = None
@@ -49,7 +50,7 @@ class HubRule:
         """The value of ``by`` a feature must exceed (threshold) or reach (percentile) to be a hub."""
         if self.threshold is not None:
             return float(self.threshold)
-        with_edges = table.loc[table["degree"] > 0, self.by].to_numpy(dtype=float)
+        with_edges = table.loc[table[self.by] > 0, self.by].to_numpy(dtype=float)
         return float(np.percentile(with_edges, self.percentile)) if with_edges.size else float("inf")
 
     def classify(self, table: pd.DataFrame) -> pd.Series:

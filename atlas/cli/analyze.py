@@ -40,7 +40,8 @@ def rule_options(command: Callable) -> Callable:
                            type=click.Choice(["out_degree", "in_degree", "degree", "pagerank", "betweenness"]),
                            help="Measure that ranks features and defines hubs.")(command)
     command = click.option("--percentile", type=float,
-                           help="Hubs are at or above this percentile of the features with edges.")(command)
+                           help="Hubs are at or above this percentile of the features where the measure "
+                                "is positive (for out_degree: the sources).")(command)
     return click.option("--threshold", type=float,
                         help="Hubs have more than this (default 1000 when no --percentile).")(command)
 
