@@ -1,0 +1,164 @@
+"""Edge loading speed at the reference study's scale: offline import vs online loader vs a naive loader, one run.
+
+A synthetic run of the reference shape (benchmarks/synthetic.py: 4,065 source features at layer 5, 1,393,850
+edges into layers 6/11/17) is loaded into a throwaway managed Neo4j instance (its own ATLAS_HOME and free ports,
+so your atlas is never touched), three ways:
+
+1. offline: import files + ``neo4j-admin database import full`` (also timed end to end with the server stop,
+   restart and schema), the path for a fresh atlas;
+2. online: ``loaders.online.ingest_run`` (batched UNWIND, exactly-once shards) after the run was deleted again
+   (which times the batched delete too), plus a batch-size sweep on a smaller synthetic run;
+3. naive: one write transaction per edge on a subsample, extrapolated to the whole run.
+
+Targets on a 2-core machine: online >= 30,000 edges/s, offline >= 300,000 edges/s, online >= 50x naive.
+
+    .venv/bin/python benchmarks/bench_ingest.py                 # full scale
+    .venv/bin/python benchmarks/bench_ingest.py --scale 0.1 --naive-edges 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+TARGET_ONLINE, TARGET_OFFLINE, TARGET_RATIO = 30_000, 300_000, 50
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _row(name: str, edges: int, seconds: float, baseline: float | None, note: str = "") -> str:
+    rate = edges / seconds if seconds > 0 else float("inf")
+    ratio = f"{rate / baseline:9.1f}x" if baseline else "       --"
+    return f"{name:<44} {edges:>11,} {seconds:>10.2f} {rate:>12,.0f} {ratio}  {note}"
+
+
+def main() -> None:
+    """Run the three loaders on one synthetic run and print edges per second and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the reference run (default 1)")
+    parser.add_argument("--naive-edges", type=int, default=2000, help="edges loaded one transaction each")
+    parser.add_argument("--batch-size", type=int, default=None, help="online batch size (default: the loader's)")
+    parser.add_argument("--sweep", default="2000,5000,10000,20000,50000",
+                        help="batch sizes to compare on a slice of the run ('' to skip)")
+    parser.add_argument("--sweep-edges", type=int, default=100_000, help="edges of the sweep's run")
+    parser.add_argument("--workdir", type=Path, default=None, help="where the run and the instance go (temp)")
+    args = parser.parse_args()
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    os.environ.update(ATLAS_HOME=str(workdir / "instance"), ATLAS_BOLT_PORT=str(_free_port()),
+                      ATLAS_HTTP_PORT=str(_free_port()))
+    for name in ("ATLAS_NEO4J_HEAP", "ATLAS_NEO4J_PAGECACHE"):
+        os.environ.setdefault(name, "2g")
+    os.environ.pop("NEO4J_URI", None)
+    os.environ.pop("NEO4J_PASSWORD", None)
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    import queries
+    from atlas.db import server
+    from atlas.db.connection import connect
+    from benchmarks.synthetic import REFERENCE_EDGES_BY_LAYER, degree_summary, make_synthetic_run
+    from loaders.offline import bulk_import
+    from loaders.online import DEFAULT_BATCH_SIZE, delete_run, ingest_run
+    from loaders.runs import edge_columns, edge_rows, validate_run
+    from loaders.schema import apply_schema
+
+    batch_size = args.batch_size or DEFAULT_BATCH_SIZE
+    clock = time.perf_counter()
+    run_dir = make_synthetic_run(workdir / "run", scale=args.scale, seed=0)
+    print(f"synthetic run written in {time.perf_counter() - clock:.1f}s: {run_dir}", flush=True)
+    clock = time.perf_counter()
+    run = validate_run(run_dir)
+    validate_seconds = time.perf_counter() - clock
+    sources = pq.read_table([run_dir / r.file for r in run.shards], columns=["source_feature"]).column(0)
+    _, degrees = np.unique(sources.to_numpy(), return_counts=True)
+    print(f"{run.edge_count:,} edges, {len(degrees):,} source features, out-degree {degree_summary(degrees)}; "
+          f"validated every shard in {validate_seconds:.1f}s ({run.edge_count / validate_seconds:,.0f} edges/s)")
+    config = server.start()
+    print(f"throwaway Neo4j at {config.bolt_uri} (heap {config.heap}, page cache {config.pagecache}, "
+          f"home {config.home}), load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+    try:
+        with connect() as graph:
+            apply_schema(graph)
+
+        print("offline import ...", flush=True)
+        offline = bulk_import([run], force=True)
+        with connect() as graph:
+            offline_edges = graph.read("MATCH ()-[e:AFFECTS]->() RETURN count(e) AS n")[0]["n"]
+            offline_features = graph.read("MATCH (f:Feature) RETURN count(f) AS n")[0]["n"]
+            assert offline_edges == run.edge_count, (offline_edges, run.edge_count)
+
+            print("delete the run (batched CALL { } IN TRANSACTIONS) ...", flush=True)
+            clock = time.perf_counter()
+            deleted = delete_run(graph, run.run_id)
+            delete_seconds = time.perf_counter() - clock
+
+            print(f"online loader, batch {batch_size} ...", flush=True)
+            online = ingest_run(graph, run, batch_size=batch_size)
+            online_features = graph.read("MATCH (f:Feature) RETURN count(f) AS n")[0]["n"]
+            assert (online.edges_written, online_features) == (offline_edges, offline_features)
+
+            sweep = []
+            sweep_scale = args.sweep_edges / sum(REFERENCE_EDGES_BY_LAYER.values())
+            sweep_run = validate_run(make_synthetic_run(workdir / "sweep", scale=sweep_scale, seed=1,
+                                                        run_id="bench-sweep"))
+            for size in [int(value) for value in args.sweep.split(",") if value.strip()]:
+                report = ingest_run(graph, sweep_run, batch_size=size)
+                sweep.append((size, report.edges_written, report.seconds))
+                delete_run(graph, sweep_run.run_id)
+
+            print(f"naive loader, {args.naive_edges} edges one transaction each ...", flush=True)
+            columns = edge_columns(run.manifest, run.read(run.shards[0]))
+            statement = queries.internal("naive_edge_create").text
+            naive_edges = min(args.naive_edges, len(columns["d"]))
+            clock = time.perf_counter()
+            for start in range(naive_edges):
+                graph.write(statement, run="bench-naive", rows=edge_rows(columns, start, start + 1))
+            naive_seconds = time.perf_counter() - clock
+            graph.autocommit(queries.internal("delete_run_edges").text, run="bench-naive", batch=10_000)
+    finally:
+        server.stop()
+
+    naive_rate = naive_edges / naive_seconds
+    import_seconds = offline.seconds_write_files + offline.seconds_import
+    print()
+    print(f"{'loader':<44} {'edges':>11} {'seconds':>10} {'edges/s':>12} {'vs naive':>10}")
+    print(_row(f"naive: 1 transaction per edge (n={naive_edges:,})", naive_edges, naive_seconds, naive_rate))
+    print(_row("naive extrapolated to the whole run", run.edge_count, run.edge_count / naive_rate, naive_rate))
+    print(_row(f"online: UNWIND batches of {batch_size:,}, exactly-once", online.edges_written, online.seconds,
+               naive_rate, f"(validation {validate_seconds:.1f}s before: not included, as offline)"))
+    print(_row("offline: import files + neo4j-admin import", offline.edges, import_seconds, naive_rate,
+               f"(files {offline.seconds_write_files:.1f}s, admin {offline.seconds_import:.1f}s)"))
+    print(_row("offline end to end: + server stop/start, schema", offline.edges, offline.seconds, naive_rate,
+               f"(stop {offline.seconds_stop:.1f}s, start+schema {offline.seconds_start_and_schema:.1f}s)"))
+    print(_row("delete the run (batched, own transactions)", deleted.edges_deleted, delete_seconds, naive_rate))
+    print()
+    print("online loader batch-size sweep (a second synthetic run, loaded and deleted at each size):")
+    for size, edges, seconds in sweep:
+        print(f"  batch {size:>6,}: {edges / seconds:>10,.0f} edges/s")
+    online_rate, offline_rate = online.edges_per_second, offline.edges / import_seconds
+    print()
+    print(f"online / naive  = {online_rate / naive_rate:8.1f}x   (target >= {TARGET_RATIO}x)   "
+          f"{'MET' if online_rate / naive_rate >= TARGET_RATIO else 'MISSED'}")
+    print(f"online          = {online_rate:10,.0f} edges/s (target >= {TARGET_ONLINE:,})   "
+          f"{'MET' if online_rate >= TARGET_ONLINE else 'MISSED'}")
+    print(f"offline import  = {offline_rate:10,.0f} edges/s (target >= {TARGET_OFFLINE:,})  "
+          f"{'MET' if offline_rate >= TARGET_OFFLINE else 'MISSED'}; end to end {offline.edges_per_second:,.0f}")
+    print(f"offline / online = {offline_rate / online_rate:.1f}x (import), "
+          f"{offline.edges_per_second / online_rate:.1f}x (end to end)")
+
+
+if __name__ == "__main__":
+    main()
