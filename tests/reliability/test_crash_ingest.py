@@ -6,14 +6,18 @@ one run already in the graph so that a crash of one run's load is also shown to 
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from atlas.db.connection import Graph
+from atlas.db import server
+from atlas.db.connection import Graph, connect
 from atlas.runformat import read_manifest
 from loaders.online import IngestReport, ingest_run, run_state
+from loaders.schema import AFFECTS
 from tests.conftest import wipe
 from tests.reliability.checksum import GraphChecksum, graph_checksum
 from tests.reliability.conftest import affects_count, loaded_shards
@@ -127,3 +131,24 @@ def test_a_killed_run_deletion_completes_on_rerun_and_the_run_loads_again(graph,
     assert _edges_of_crash_run(graph, base) == 0 and run_state(graph, run_id) is None
     assert affects_count(graph) == base  # the other run's edges are untouched
     _rerun_matches(graph, crash_run, reference)
+
+
+@pytest.mark.slow
+def test_an_offline_import_killed_while_writing_its_files_reruns_to_the_online_graph(graph, small_run, crash_run,
+                                                                                      reference):
+    config = server.ServerConfig.from_env()
+    if os.environ.get("NEO4J_URI") or not server.running_pid(config):
+        pytest.skip("the offline import needs the managed server")
+    wipe(graph)
+    bulk = config.home / "import" / "bulk"
+    shutil.rmtree(bulk, ignore_errors=True)
+    crash = kill_when(["ingest", "--offline", small_run, crash_run],
+                      lambda _: (bulk / f"{AFFECTS.type}.header.csv").exists())
+    assert crash.killed, crash.stderr[-300:]
+    if server.running_pid(config) is not None:  # killed before the import stopped the server: nothing changed
+        assert graph.read("MATCH (n) RETURN count(n) AS nodes")[0]["nodes"] == 0
+    result = run_atlas("ingest", "--offline", small_run, crash_run, "--quiet", timeout=900)
+    assert result.returncode == 0, result.stderr
+    # A fresh connection: the session's driver holds bookmarks of the database the import replaced.
+    with connect() as fresh:
+        assert graph_checksum(fresh) == reference
