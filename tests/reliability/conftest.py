@@ -42,10 +42,10 @@ def loaded_shards(graph: Graph, run_id: str) -> list[str] | None:
 
 @pytest.fixture(scope="session")
 def tiny_trace_inputs(tmp_path_factory) -> Path:
-    """A tiny model (d=32, 4 layers), SAEs of layers 1-3, 6 tokenized cells and a planned run ``plan``."""
+    """A tiny model (d=32, 4 layers), SAEs of layers 1-3, 12 tokenized cells and a planned run ``plan``."""
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("tiny-trace")
-    cells = tiny_cells(4, 6)
+    cells = tiny_cells(4, 12)
     save_tiny_bert(root / "model", seed=4)
     build_tiny_atlas(root / "saes", tiny_bert(4), cells, layers=[1, 2, 3], steps=10, seed=4)
     save_tiny_cells(root / "cells", cells)
