@@ -36,6 +36,7 @@ def graph(neo4j_server) -> Graph:
 def wipe(graph: Graph) -> None:
     """Remove every GDS projection, node and relationship (the schema stays)."""
     graph.read(queries.internal("drop_all_projections").text)
+    graph.autocommit(queries.internal("wipe_relationships").text)
     graph.autocommit(queries.internal("wipe_batch").text)
 
 

@@ -1,8 +1,5 @@
-// purpose: Delete every relationship, then every node, of the database in batches (tests and maintenance).
+// purpose: Delete every node and relationship of the database in batches (tests and maintenance).
 // returns: nothing
-// Relationships go first: detach-deleting a dense node in one transaction would hold all its edges at once.
-MATCH ()-[r]->()
-CALL { WITH r DELETE r } IN TRANSACTIONS OF 20000 ROWS
-WITH count(*) AS relationships
+// Relationships go first (see wipe_relationships): detach-deleting a dense node deletes all its edges in one batch.
 MATCH (n)
-CALL { WITH n DELETE n } IN TRANSACTIONS OF 20000 ROWS
+CALL { WITH n DETACH DELETE n } IN TRANSACTIONS OF 20000 ROWS
