@@ -17,7 +17,7 @@ from atlas.catalog import LayerCatalog
 from atlas.db.connection import Graph
 from atlas.errors import AtlasError
 from loaders.gmt import GeneSet
-from loaders.schema import feature_uid, gene_id, term_id
+from loaders.schema import apply_schema, feature_uid, gene_id, term_id
 
 BATCH_SIZE = 5_000
 
@@ -131,6 +131,7 @@ def load_annotations(graph: Graph, rows: AnnotationRows, batch_size: int = BATCH
         ("annotate_member_of", _pairs(rows.member_of)),
     ]
     _refuse_unindexable_keys(rows)
+    apply_schema(graph)  # MERGE by key relies on the uniqueness constraints
     totals: dict[str, int] = {}
     for name, batch_rows in steps:
         statement = queries.internal(name).text

@@ -15,7 +15,7 @@ from typing import Any
 
 import queries
 from atlas.db.connection import Graph
-from loaders.schema import INTERACTION, INTERACTS_ON, RUN, STEERING, feature_uid
+from loaders.schema import INTERACTION, INTERACTS_ON, RUN, STEERING, apply_schema, feature_uid
 
 BATCH = 2000
 
@@ -148,6 +148,7 @@ def store_results(graph: Graph, run: Mapping[str, Any], tables: Mapping[str, Any
 
     Tables may be pandas DataFrames (anything with ``to_dict("records")``) or lists of records.
     """
+    apply_schema(graph)  # MERGE by id relies on the uniqueness constraints
     def records(name: str) -> list[Mapping[str, Any]]:
         table = tables[name]
         return table.to_dict("records") if hasattr(table, "to_dict") else list(table)

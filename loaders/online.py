@@ -34,6 +34,7 @@ from loaders.runs import (
     run_properties,
     validate_run,
 )
+from loaders.schema import apply_schema
 
 # Measured on this 2-core machine (benchmarks/bench_ingest.py): 10k-20k edges per transaction is the plateau;
 # larger batches only grow the server's transaction state.
@@ -137,6 +138,7 @@ def ingest_run(
         raise AtlasError(f"batch size must be at least 1, got {batch_size}")
     started = time.perf_counter()
     run = run if isinstance(run, ValidatedRun) else validate_run(run)
+    apply_schema(graph)  # MERGE of features and runs relies on the uniqueness constraints
     report = IngestReport(run.run_id, status="", shards_incomplete=[record.file for record in run.incomplete])
     state = run_state(graph, run.run_id) or {}
     check_identity(run, state)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import queries
 from atlas.db.connection import Graph
 
 
@@ -18,7 +19,7 @@ class NodeType:
     label: str
     key: str
     properties: dict[str, str] = field(default_factory=dict)
-    indexed: tuple[str, ...] = ()
+    indexed: tuple[str | tuple[str, ...], ...] = ()  # a tuple entry is one composite index
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,11 @@ class RelationshipType:
 FEATURE = NodeType(
     "Feature", "uid",
     {"uid": "str", "model": "str", "sae": "str", "layer": "int", "index": "int",
-     "activation_freq": "float", "annotated": "bool", "label": "str"},
-    indexed=("layer", "annotated", "model"),
+     "activation_freq": "float", "annotated": "bool", "label": "str",
+     # hub write-back of `atlas analyze hubs --write` (atlas.analysis.hubs): one scope per feature
+     "hub_scope": "str", "hub": "bool", "hub_rank": "int", "hub_degree": "float", "hub_in_degree": "float",
+     "hub_pagerank": "float", "hub_betweenness": "float"},
+    indexed=("layer", "annotated", "model", ("hub_scope", "hub")),
 )
 GENE = NodeType("Gene", "id", {"id": "str", "symbol": "str"}, indexed=("symbol",))
 # id is source:name (see term_id), so a GMT set and an enrichment result of the same library meet in one node.
@@ -121,10 +125,12 @@ def schema_statements() -> list[str]:
             f"CREATE CONSTRAINT {node.label.lower()}_{node.key}_unique IF NOT EXISTS "
             f"FOR (n:{node.label}) REQUIRE n.{node.key} IS UNIQUE"
         )
-        statements += [
-            f"CREATE INDEX {node.label.lower()}_{prop} IF NOT EXISTS FOR (n:{node.label}) ON (n.{prop})"
-            for prop in node.indexed
-        ]
+        for indexed in node.indexed:
+            names = (indexed,) if isinstance(indexed, str) else indexed
+            statements.append(
+                f"CREATE INDEX {node.label.lower()}_{'_'.join(names)} IF NOT EXISTS FOR (n:{node.label}) "
+                f"ON ({', '.join(f'n.{name}' for name in names)})"
+            )
     for rel in RELATIONSHIP_TYPES:
         statements += [
             f"CREATE INDEX {rel.type.lower()}_{prop} IF NOT EXISTS FOR ()-[r:{rel.type}]-() ON (r.{prop})"
@@ -138,5 +144,5 @@ def apply_schema(graph: Graph) -> int:
     statements = schema_statements()
     for statement in statements:
         graph.write(statement)
-    graph.write("CALL db.awaitIndexes(300)")
+    graph.write(queries.internal("await_indexes").text)
     return len(statements)

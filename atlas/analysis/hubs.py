@@ -18,6 +18,7 @@ from atlas.analysis.result import AnalysisResult
 from atlas.analysis.scope import Scope
 from atlas.db.connection import Graph
 from atlas.errors import AtlasError
+from loaders.schema import apply_schema
 
 # The reference study calls a feature with more than 1,000 edges a hub.
 DEFAULT_THRESHOLD = 1000
@@ -154,8 +155,7 @@ def unannotated_from_table(table: pd.DataFrame, projection: Projection, rule: Hu
 
 def write_back(graph: Graph, scope: Scope, table: pd.DataFrame) -> int:
     """Write hub centralities, class and rank onto the feature nodes under ``hub_scope = scope.key``; return rows."""
-    graph.write(queries.internal("hub_index").text)
-    graph.write(queries.internal("await_indexes").text)
+    apply_schema(graph)  # the (hub_scope, hub) index behind the fast hub queries
     graph.write(queries.internal("hub_clear").text, scope=scope.key)
     columns = ["uid", "hub", "hub_rank", "out_degree", "in_degree", "pagerank", "betweenness"]
     rows = [{key: (None if isinstance(value, float) and np.isnan(value) else value) for key, value in row.items()}

@@ -60,11 +60,9 @@ def _cells(options: dict[str, Any]):
 def _store(run: dict[str, Any], tables: dict, out_dir: Path) -> dict[str, int]:
     from atlas.db.connection import connect
     from loaders.experiments import store_results
-    from loaders.schema import apply_schema
 
     try:
         with connect() as graph:
-            apply_schema(graph)
             return store_results(graph, run, tables)
     except AtlasError as error:
         kind = "ablate" if run["kind"] == "ablation" else "steer"
