@@ -82,10 +82,11 @@ def test_a_worker_killed_with_sigkill_resumes_to_byte_identical_files(inputs, tm
     plan_args = ["trace", "plan", "--model", inputs / "model", "--saes", inputs / "saes", "--cells", inputs / "cells",
                  "--source-layer", "0", "--downstream", "2", "--features-per-shard", "2", "--cells-per-shard", "1"]
     invoke(*plan_args, "--out", tmp_path / "whole")
-    invoke("trace", "run", tmp_path / "whole", "--device", "cpu", "--quiet")
+    # Same thread count in every process: float reductions are bit-identical only for the same thread count.
+    invoke("trace", "run", tmp_path / "whole", "--device", "cpu", "--threads", "1", "--quiet")
     units = invoke(*plan_args, "--out", tmp_path / "killed")["units"]
     worker = subprocess.Popen([sys.executable, "-c", "from atlas.cli import main; main()", "trace", "run",
-                               str(tmp_path / "killed"), "--device", "cpu", "--quiet"],
+                               str(tmp_path / "killed"), "--device", "cpu", "--threads", "1", "--quiet"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     states = tmp_path / "killed" / "states"
     deadline = time.monotonic() + 240
@@ -95,6 +96,6 @@ def test_a_worker_killed_with_sigkill_resumes_to_byte_identical_files(inputs, tm
     worker.wait()
     finished = len(list(states.glob("*.safetensors")))
     assert 0 < finished < units, "the worker must be killed part-way"
-    resumed = invoke("trace", "run", tmp_path / "killed", "--device", "cpu", "--quiet")
+    resumed = invoke("trace", "run", tmp_path / "killed", "--device", "cpu", "--threads", "1", "--quiet")
     assert resumed["units_skipped"] == finished and resumed["status"] == "finalized"
     assert run_files(tmp_path / "killed") == run_files(tmp_path / "whole")
