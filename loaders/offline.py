@@ -27,7 +27,7 @@ from atlas.db import server
 from atlas.errors import AtlasError
 from loaders.annotations import AnnotationRows
 from loaders.runs import ValidatedRun, edge_columns, feature_rows, loaded_run_properties
-from loaders.schema import AFFECTS, ENRICHED_IN, FEATURE, GENE, MEMBER_OF, RUN, TERM, TOP_GENE, NodeType
+from loaders.schema import AFFECTS, ENRICHED_IN, FEATURE, GENE, MEMBER_OF, RUN, TERM, TOP_GENE, NodeType, shard_key
 
 DATABASE = "neo4j"
 ARRAY_DELIMITER = ";"
@@ -179,6 +179,7 @@ def write_import_files(
         for record in run.shards:
             columns = edge_columns(run.manifest, run.read(record))
             columns["run"] = np.full(record.rows, run.run_id, dtype=object)
+            columns["shard"] = np.full(record.rows, shard_key(run.run_id, record.file), dtype=np.int64)
             affects.write({name: columns[name] for name in ("source", "target", *AFFECTS.properties)})
             if progress is not None:
                 progress(record.rows)

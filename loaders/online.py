@@ -6,6 +6,14 @@ records it as ``loading_shard``; a load that stops half-way leaves that mark, an
 of exactly that shard (by their keys) before writing it again. Each batch also advances ``loading_offset`` and
 only writes when the offset is where it expects, so a transaction retried after a commit whose answer was lost
 (a dropped connection, a cluster leader change) writes nothing twice. A rerun after success writes nothing.
+
+Readers never see part of a shard (the visibility fence): every edge carries its shard's key
+(``loaders.schema.shard_key``), and a shard's key joins the Run node's ``visible`` list in a transaction of its own
+that starts only after the shard's last batch committed. Neo4j reads are read-committed, and a query running while
+a commit is applied can see part of it; the library queries and the GDS projections read ``visible`` first and
+count only edges of shards in it, so each answer shows every shard wholly or not at all. Deleting a run first
+empties ``visible`` (status ``deleting``), then removes the edges.
+
 Every statement is a managed write transaction (retried on transient errors, routed to the leader on a cluster),
 except the batched delete of a run, which must auto-commit.
 """
@@ -34,7 +42,7 @@ from loaders.runs import (
     run_properties,
     validate_run,
 )
-from loaders.schema import apply_schema
+from loaders.schema import apply_schema, shard_key
 
 # Measured on this 2-core machine (benchmarks/bench_ingest.py): 10k-20k edges per transaction is the plateau;
 # larger batches only grow the server's transaction state.
@@ -99,11 +107,16 @@ def _remove_interrupted_shard(graph: Graph, run: ValidatedRun, state: dict[str, 
     return removed
 
 
+def _publish(graph: Graph, run_id: str, shards: list[str]) -> None:
+    """Make the edges of fully committed shards visible to readers (a transaction after theirs)."""
+    graph.write(_statement("ingest_publish"), run=run_id, keys=[shard_key(run_id, shard) for shard in shards])
+
+
 def _load_shard(graph: Graph, run: ValidatedRun, record: ShardRecord, batch_size: int,
                 advance: Callable[[int], None]) -> None:
     """Write one shard's edges in batches; the last batch also marks the shard loaded (one transaction)."""
     columns = edge_columns(run.manifest, run.read(record))
-    rows = record.rows
+    rows, key = record.rows, shard_key(run.run_id, record.file)
     graph.write(_statement("ingest_shard_begin"), run=run.run_id, shard=record.file, sha256=record.sha256)
     for start in range(0, rows, batch_size):
         stop = min(rows, start + batch_size)
@@ -111,7 +124,8 @@ def _load_shard(graph: Graph, run: ValidatedRun, record: ShardRecord, batch_size
         last = stop == rows
 
         def work(tx: ManagedTransaction, batch: list[list[Any]] = batch, start: int = start, last: bool = last) -> None:
-            tx.run(_statement("ingest_edges"), run=run.run_id, shard=record.file, offset=start, rows=batch).consume()
+            tx.run(_statement("ingest_edges"), run=run.run_id, shard=record.file, key=key, offset=start,
+                   rows=batch).consume()
             if last:
                 tx.run(_statement("ingest_shard_finish"), run=run.run_id, shard=record.file,
                        sha256=record.sha256, rows=rows).consume()
@@ -121,6 +135,7 @@ def _load_shard(graph: Graph, run: ValidatedRun, record: ShardRecord, batch_size
     if record.file not in ((run_state(graph, run.run_id) or {}).get("shards") or []):
         raise AtlasError(f"run {run.run_id}: shard {record.file} was written but not recorded as loaded; is another "
                          "`atlas ingest` loading this run? Run it again alone to recover")
+    _publish(graph, run.run_id, [record.file])
 
 
 def ingest_run(
@@ -141,11 +156,17 @@ def ingest_run(
     apply_schema(graph)  # MERGE of features and runs relies on the uniqueness constraints
     report = IngestReport(run.run_id, status="", shards_incomplete=[record.file for record in run.incomplete])
     state = run_state(graph, run.run_id) or {}
+    if state.get("status") == "deleting":
+        raise AtlasError(f"run {run.run_id} is being deleted (an earlier `atlas ingest --delete` stopped); finish "
+                         f"it with `atlas ingest --delete {run.run_id}`, then load the run again")
     check_identity(run, state)
     loaded = list(state.get("shards") or [])
     report.shards_already_loaded = [record.file for record in run.shards if record.file in loaded]
     pending = [record for record in run.shards if record.file not in loaded]
     status = final_status(run, loaded)
+    hidden = [shard for shard in loaded if shard_key(run.run_id, shard) not in (state.get("visible") or [])]
+    if hidden:  # a load stopped between a shard's last batch and its publication
+        _publish(graph, run.run_id, hidden)
     if not pending and not state.get("loading_shard") and state.get("status") == status:
         report.status = status
         report.seconds = time.perf_counter() - started
@@ -184,10 +205,14 @@ class DeleteReport:
 
 
 def delete_run(graph: Graph, run_id: str, batch_size: int = DEFAULT_BATCH_SIZE) -> DeleteReport:
-    """Remove exactly one run's AFFECTS edges (batched, own transactions) and its Run node; nothing else."""
+    """Remove exactly one run's AFFECTS edges (batched, own transactions) and its Run node; nothing else.
+
+    The run's edges are hidden from readers first, so a reader sees the whole run or none of it.
+    """
     edges = graph.read(_statement("run_edge_count"), run=run_id)[0]["edges"]
     if not edges and run_state(graph, run_id) is None:
         raise AtlasError(f"no run {run_id!r} in the graph (nothing to delete)")
+    graph.write(_statement("delete_run_hide"), run=run_id)
     graph.autocommit(_statement("delete_run_edges"), run=run_id, batch=batch_size)
     deleted = graph.write_transaction(
         lambda tx: tx.run(_statement("delete_run_node"), run=run_id).single()["deleted"])

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from atlas.errors import AtlasError
 from atlas.runformat import SHARD_COMPLETE, Manifest, ShardRecord, read_manifest, read_shard
-from loaders.schema import feature_uid
+from loaders.schema import feature_uid, shard_key
 
 EXCITATORY, INHIBITORY = "excitatory", "inhibitory"
 LOADING, PARTIAL, LOADED = "loading", "partial", "loaded"
@@ -167,7 +167,8 @@ def loaded_run_properties(run: ValidatedRun) -> dict[str, Any]:
     """The Run node of a run whose every complete shard is loaded: what both loaders leave behind."""
     return {**run_properties(run.manifest), "status": final_status(run, [r.file for r in run.shards]),
             "shards": [record.file for record in run.shards],
-            "shard_checksums": [record.sha256 for record in run.shards], "edge_count": run.edge_count}
+            "shard_checksums": [record.sha256 for record in run.shards], "edge_count": run.edge_count,
+            "visible": [shard_key(run.run_id, record.file) for record in run.shards]}
 
 
 def check_identity(run: ValidatedRun, existing: dict[str, Any]) -> None:

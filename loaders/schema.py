@@ -6,6 +6,7 @@ declarations: labels, their unique key, their typed properties, and the relation
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import queries
@@ -50,12 +51,13 @@ RUN = NodeType(
     "Run", "id",
     {"id": "str", "kind": "str", "model": "str", "sae": "str", "source_layer": "int",
      "downstream_layers": "int[]", "n_cells": "int", "thresholds": "str", "created_at": "str", "status": "str",
-     # loader bookkeeping (loaders.runs): status is loading | partial | loaded; shards lists the shard files whose
-     # edges are all in the graph (with their SHA-256), loading_shard the one a load was writing when it stopped
-     # and loading_offset how many of its rows were committed.
+     # loader bookkeeping (loaders.runs): status is loading | partial | loaded | deleting; shards lists the shard
+     # files whose edges are all in the graph (with their SHA-256), loading_shard the one a load was writing when it
+     # stopped and loading_offset how many of its rows were committed. visible holds the shard keys (shard_key)
+     # whose edges readers may count: a shard joins it in a transaction of its own, after all its edges committed.
      "cell_set_digest": "str", "code_version": "str", "trace_status": "str", "edge_count": "int",
      "shards": "str[]", "shard_checksums": "str[]", "loading_shard": "str", "loading_sha256": "str",
-     "loading_offset": "int"},
+     "loading_offset": "int", "visible": "int[]"},
 )
 INTERACTION = NodeType(
     "Interaction", "id",
@@ -79,7 +81,7 @@ NODE_TYPES = (FEATURE, GENE, TERM, RUN, INTERACTION, STEERING)
 
 AFFECTS = RelationshipType(
     "AFFECTS", "Feature", "Feature",
-    {"run": "str", "d": "float", "mean": "float", "std": "float", "consistency": "float",
+    {"run": "str", "shard": "int", "d": "float", "mean": "float", "std": "float", "consistency": "float",
      "n": "int", "p": "float", "q": "float", "sign": "str"},
     indexed=("run",),
 )
@@ -101,6 +103,16 @@ RELATIONSHIP_TYPES = (AFFECTS, TOP_GENE, ENRICHED_IN, MEMBER_OF, HAS_MEMBER, INT
 def feature_uid(model: str, sae: str, layer: int, index: int) -> str:
     """The stable, human-readable feature id, e.g. ``geneformer/biosae/L05/F0898``."""
     return f"{model}/{sae}/L{layer:02d}/F{index:04d}"
+
+
+def shard_key(run_id: str, shard_file: str) -> int:
+    """The AFFECTS ``shard`` property of one shard of one run: a 63-bit integer from SHA-256 of both names.
+
+    The same in every load (online, offline, after a crash), distinct across runs with overwhelming probability;
+    readers keep an edge only when its key is in its Run node's ``visible`` list (the shard visibility fence).
+    """
+    digest = hashlib.sha256(f"{run_id}\0{shard_file}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def term_id(source: str, name: str) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from atlas.db.connection import Graph
-from loaders.schema import feature_uid
+from loaders.schema import feature_uid, shard_key
 
 MODEL, SAE = "toy", "sae4"
 
@@ -50,16 +50,17 @@ def write_features(graph: Graph, features: pd.DataFrame) -> None:
 
 
 def write_run(graph: Graph, run: str, source_layer: int, downstream_layers: list[int], edges: pd.DataFrame) -> None:
-    """Create the Run node and its AFFECTS edges (columns source, target, d)."""
-    graph.write("MERGE (r:Run {id: $run}) SET r.model = $model, r.sae = $sae, r.source_layer = $source_layer, "
-                "r.downstream_layers = $layers, r.status = 'finalized', r.kind = 'trace'",
-                run=run, model=MODEL, sae=SAE, source_layer=source_layer, layers=downstream_layers)
+    """Create the Run node and its AFFECTS edges (columns source, target, d), as one visible shard."""
+    key = shard_key(run, "toy")
     rows = edges[["source", "target", "d"]].to_dict(orient="records")
     graph.write(
         "UNWIND $rows AS row MATCH (s:Feature {uid: row.source}) MATCH (t:Feature {uid: row.target}) "
-        "CREATE (s)-[:AFFECTS {run: $run, d: row.d, mean: row.d / 10.0, std: 0.1, consistency: 0.9, n: 20, "
-        "p: 0.001, q: 0.01, sign: CASE WHEN row.d > 0 THEN 'excitatory' ELSE 'inhibitory' END}]->(t)",
-        rows=rows, run=run)
+        "CREATE (s)-[:AFFECTS {run: $run, shard: $key, d: row.d, mean: row.d / 10.0, std: 0.1, consistency: 0.9, "
+        "n: 20, p: 0.001, q: 0.01, sign: CASE WHEN row.d > 0 THEN 'excitatory' ELSE 'inhibitory' END}]->(t)",
+        rows=rows, run=run, key=key)
+    graph.write("MERGE (r:Run {id: $run}) SET r.model = $model, r.sae = $sae, r.source_layer = $source_layer, "
+                "r.downstream_layers = $layers, r.status = 'finalized', r.kind = 'trace', r.visible = [$key]",
+                run=run, model=MODEL, sae=SAE, source_layer=source_layer, layers=downstream_layers, key=key)
 
 
 def feature_table(layer: int, count: int, rng: np.random.Generator, annotated_rate: float = 0.5) -> pd.DataFrame:

@@ -92,10 +92,10 @@ def test_report_sections_show_experiments_on_the_scopes_model_and_mark_hubs(clea
     store_ablation(clean_graph, RUN, SETS, TARGETS)
     store_steering(clean_graph, STEER_RUN, STEERINGS)
     uid = feature_uid("tiny", "tinysae", 1, 3)
-    clean_graph.write("CREATE (:Run {id: 'trace-1', kind: 'trace', model: 'tiny', sae: 'tinysae'}) "
+    clean_graph.write("CREATE (:Run {id: 'trace-1', kind: 'trace', model: 'tiny', sae: 'tinysae', visible: [1]}) "
                       "CREATE (:Run {id: 'trace-2', kind: 'trace', model: 'other', sae: 'tinysae'}) WITH 1 AS one "
                       "MATCH (f:Feature {uid: $uid}), (g:Feature {index: 7}) "
-                      "CREATE (f)-[:AFFECTS {run: 'trace-1', d: 1.0}]->(g)", uid=uid)
+                      "CREATE (f)-[:AFFECTS {run: 'trace-1', shard: 1, d: 1.0}]->(g)", uid=uid)
     context = ReportContext(clean_graph, Scope(("trace-1",)))
     ablation = ablation_section(context)
     assert ablation.tables[0][1].set_index("selection").loc["explicit", "median_redundancy"] == 0.8
@@ -113,8 +113,9 @@ def test_library_queries_answer_redundancy_and_direction_of_a_feature(clean_grap
     store_ablation(clean_graph, RUN, SETS, TARGETS)
     store_steering(clean_graph, STEER_RUN, STEERINGS)
     uid = feature_uid("tiny", "tinysae", 1, 3)
-    clean_graph.write("MATCH (f:Feature {uid: $uid}), (g:Feature {index: 7}) "
-                      "CREATE (f)-[:AFFECTS {run: 'trace-1', d: 1.0}]->(g)", uid=uid)
+    clean_graph.write("CREATE (:Run {id: 'trace-1', kind: 'trace', visible: [1]}) WITH 1 AS one "
+                      "MATCH (f:Feature {uid: $uid}), (g:Feature {index: 7}) "
+                      "CREATE (f)-[:AFFECTS {run: 'trace-1', shard: 1, d: 1.0}]->(g)", uid=uid)
     redundancy = queries.get("feature_redundancy")
     rows = clean_graph.read(redundancy.text, **redundancy.bind({"uid": uid}))
     assert [row["interaction"] for row in rows] == ["ablate-test/S001", "ablate-test/S000"]

@@ -20,7 +20,7 @@ from benchmarks.synthetic import make_synthetic_run
 from loaders.digest import graph_digest
 from loaders.online import delete_run, ingest_run, run_state
 from loaders.runs import edge_columns, edge_rows, validate_run
-from loaders.schema import AFFECTS, feature_uid
+from loaders.schema import AFFECTS, feature_uid, shard_key
 
 pytestmark = pytest.mark.neo4j
 SCALE = 0.002  # 8 source features, about 2,800 edges
@@ -50,7 +50,7 @@ def shard_edges(run_dir: Path) -> dict[tuple[str, str], dict]:
             source = feature_uid(manifest.model, manifest.sae, row["source_layer"], row["source_feature"])
             target = feature_uid(manifest.model, manifest.sae, row["target_layer"], row["target_feature"])
             properties = {name: row[name] for name in ("d", "mean", "std", "consistency", "n", "p", "q") if name in row}
-            edges[source, target] = {**properties, "run": row["run_id"],
+            edges[source, target] = {**properties, "run": row["run_id"], "shard": shard_key(row["run_id"], record.file),
                                      "sign": "excitatory" if row["mean"] > 0 else "inhibitory"}
     return edges
 
@@ -59,6 +59,12 @@ def graph_edges(graph, run_id: str) -> list[tuple[tuple[str, str], dict]]:
     rows = graph.read("MATCH (s:Feature)-[e:AFFECTS {run: $run}]->(t:Feature) "
                       "RETURN s.uid AS source, t.uid AS target, properties(e) AS properties", run=run_id)
     return [((row["source"], row["target"]), row["properties"]) for row in rows]
+
+
+def visible_edges(graph, run_id: str) -> int:
+    """Edges of a run that the library queries count (the shard visibility fence applied)."""
+    named = queries.get("attenuation_counts")
+    return sum(row["edges"] for row in graph.read(named.text, runs=[run_id], layers=None))
 
 
 def rewrite_shard(run_dir: Path, position: int, change) -> None:
@@ -98,6 +104,7 @@ def test_run_and_feature_nodes_carry_the_manifest(clean_graph, run_dir):
     assert run["shards"] == [record.file for record in manifest.shards]
     assert run["shard_checksums"] == [record.sha256 for record in manifest.shards]
     assert run["edge_count"] == sum(record.rows for record in manifest.shards)
+    assert run["visible"] == [shard_key(manifest.run_id, record.file) for record in manifest.shards]
     features = clean_graph.read("MATCH (f:Feature) RETURN f.uid AS uid, f.layer AS layer, f.index AS index, "
                                 "f.model AS model, f.sae AS sae")
     assert all(row["uid"] == feature_uid(row["model"], row["sae"], row["layer"], row["index"]) for row in features)
@@ -132,6 +139,7 @@ def test_a_shard_interrupted_half_way_is_cleaned_and_reloaded(clean_graph, run_d
     assert state["shards"] == [manifest.shards[0].file]
     partial = len(graph_edges(clean_graph, manifest.run_id))
     assert first_shard_rows < partial < first_shard_rows + manifest.shards[1].rows
+    assert visible_edges(clean_graph, manifest.run_id) == first_shard_rows  # readers never see the half shard
 
     report = ingest_run(clean_graph, run_dir, batch_size=100)
     assert report.recovered_shard == manifest.shards[1].file
@@ -141,6 +149,41 @@ def test_a_shard_interrupted_half_way_is_cleaned_and_reloaded(clean_graph, run_d
     assert len(loaded) == len(dict(loaded)) == len(shard_edges(run_dir))  # no duplicate, nothing missing
     assert dict(loaded) == shard_edges(run_dir)
     assert "loading_shard" not in run_state(clean_graph, manifest.run_id)
+
+
+def test_a_load_stopped_before_publishing_a_shard_publishes_it_on_rerun(clean_graph, run_dir):
+    manifest = read_manifest(run_dir)
+    first = manifest.shards[0]
+
+    def stop_after_first_shard(written: int, total: int) -> None:
+        if written == first.rows:
+            raise Interrupt  # the shard's last batch committed; its publication did not happen yet
+
+    with pytest.raises(Interrupt):
+        ingest_run(clean_graph, run_dir, batch_size=first.rows, progress=stop_after_first_shard)
+    state = run_state(clean_graph, manifest.run_id)
+    assert state["shards"] == [first.file] and state["visible"] == []
+    assert len(graph_edges(clean_graph, manifest.run_id)) == first.rows
+    assert visible_edges(clean_graph, manifest.run_id) == 0
+    ingest_run(clean_graph, run_dir)
+    reference = graph_digest(clean_graph)
+    delete_run(clean_graph, manifest.run_id)
+    ingest_run(clean_graph, run_dir)
+    assert graph_digest(clean_graph) == reference
+    assert visible_edges(clean_graph, manifest.run_id) == sum(record.rows for record in manifest.shards)
+
+
+def test_a_run_whose_deletion_stopped_must_be_deleted_before_it_loads_again(clean_graph, run_dir):
+    report = ingest_run(clean_graph, run_dir)
+    reference = graph_digest(clean_graph)
+    clean_graph.write(queries.internal("delete_run_hide").text, run=report.run_id)  # a delete's first step
+    assert visible_edges(clean_graph, report.run_id) == 0
+    with pytest.raises(AtlasError, match=r"is being deleted .* finish it with `atlas ingest --delete"):
+        ingest_run(clean_graph, run_dir)
+    delete_run(clean_graph, report.run_id)
+    assert graph_edges(clean_graph, report.run_id) == [] and run_state(clean_graph, report.run_id) is None
+    ingest_run(clean_graph, run_dir)
+    assert graph_digest(clean_graph) == reference
 
 
 def test_a_batch_replayed_after_its_commit_writes_nothing(clean_graph, run_dir):
@@ -156,8 +199,8 @@ def test_a_batch_replayed_after_its_commit_writes_nothing(clean_graph, run_dir):
     assert record.rows > 200
     assert len(graph_edges(clean_graph, run.run_id)) == 200
     columns = edge_columns(run.manifest, run.read(record))
-    clean_graph.write(queries.internal("ingest_edges").text, run=run.run_id, shard=record.file, offset=100,
-                      rows=edge_rows(columns, 100, 200))
+    clean_graph.write(queries.internal("ingest_edges").text, run=run.run_id, shard=record.file,
+                      key=shard_key(run.run_id, record.file), offset=100, rows=edge_rows(columns, 100, 200))
     assert len(graph_edges(clean_graph, run.run_id)) == 200
     assert run_state(clean_graph, run.run_id)["loading_offset"] == 200
 

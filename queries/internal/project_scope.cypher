@@ -3,9 +3,11 @@
 // param runs: str[] — run ids
 // param layers: int[] = null — downstream layers (default all)
 // returns: graph_name, node_count, relationship_count
+// Counts only edges of shards their Run lists as visible (loaders/online.py: the shard visibility fence).
+CALL () { MATCH (run:Run) UNWIND run.visible AS key RETURN collect(key) AS visible }
 MATCH (source:Feature)-[edge:AFFECTS]->(target:Feature)
 USING INDEX edge:AFFECTS(run)
-WHERE edge.run IN $runs AND ($layers IS NULL OR target.layer IN $layers)
+WHERE edge.run IN $runs AND edge.shard IN visible AND ($layers IS NULL OR target.layer IN $layers)
 WITH gds.graph.project($graph_name, source, target, {relationshipType: 'L' + toString(target.layer)}) AS projected
 RETURN projected.graphName AS graph_name, projected.nodeCount AS node_count,
        projected.relationshipCount AS relationship_count

@@ -2,4 +2,4 @@
 // returns: nothing
 // Relationships go first (see wipe_relationships): detach-deleting a dense node deletes all its edges in one batch.
 MATCH (n)
-CALL { WITH n DETACH DELETE n } IN TRANSACTIONS OF 20000 ROWS
+CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 20000 ROWS

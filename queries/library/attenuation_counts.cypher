@@ -2,9 +2,11 @@
 // param runs: str[] — run ids (comma-separated)
 // param layers: int[] = null — downstream layers (comma-separated; default all)
 // returns: run, layer, edges, excitatory
+// Counts only edges of shards their Run lists as visible (loaders/online.py: the shard visibility fence).
+CALL () { MATCH (run:Run) UNWIND run.visible AS key RETURN collect(key) AS visible }
 MATCH ()-[edge:AFFECTS]->(target:Feature)
 USING INDEX edge:AFFECTS(run)
-WHERE edge.run IN $runs AND ($layers IS NULL OR target.layer IN $layers)
+WHERE edge.run IN $runs AND edge.shard IN visible AND ($layers IS NULL OR target.layer IN $layers)
 RETURN edge.run AS run, target.layer AS layer, count(edge) AS edges,
        count(CASE WHEN edge.sign = 'excitatory' THEN 1 END) AS excitatory
 ORDER BY run, layer

@@ -3,7 +3,10 @@
 // param steering_run: str = null — only this steering run (all when omitted)
 // param limit: int = 20 — how many hubs
 // returns: uid, label, out_degree, alpha, mean_ds, fraction_positive, direction, top_up, top_down
+// Counts only edges of shards their Run lists as visible (loaders/online.py: the shard visibility fence).
+CALL () { MATCH (run:Run) UNWIND run.visible AS key RETURN collect(key) AS visible }
 MATCH (f:Feature)-[e:AFFECTS {run: $run}]->()
+WHERE e.shard IN visible
 WITH f, count(e) AS out_degree
 ORDER BY out_degree DESC, f.uid
 LIMIT $limit

@@ -4,8 +4,10 @@
 // param run: str = null — only edges of this run (default every run)
 // param limit: int = 10 — how many paths
 // returns: hops, features, runs, d
+// Counts only edges of shards their Run lists as visible (loaders/online.py: the shard visibility fence).
+CALL () { MATCH (run:Run) UNWIND run.visible AS key RETURN collect(key) AS visible }
 MATCH path = allShortestPaths((:Feature {uid: $source})-[:AFFECTS*..8]->(:Feature {uid: $target}))
-WHERE $run IS NULL OR all(edge IN relationships(path) WHERE edge.run = $run)
+WHERE all(edge IN relationships(path) WHERE edge.shard IN visible AND ($run IS NULL OR edge.run = $run))
 RETURN length(path) AS hops, [node IN nodes(path) | node.uid] AS features,
        [edge IN relationships(path) | edge.run] AS runs, [edge IN relationships(path) | edge.d] AS d
 LIMIT $limit

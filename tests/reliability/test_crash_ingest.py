@@ -25,7 +25,7 @@ from tests.reliability.processes import kill_when, run_atlas
 from tests.test_loaders_offline import fresh_driver
 
 pytestmark = pytest.mark.neo4j
-BATCH = 100  # shards of 100-1,800 edges take several transactions each, so "mid-shard" exists
+BATCH = 50  # shards of 87-1,791 edges take several transactions each, so "mid-shard" and "within the last" exist
 
 
 def _prepare(graph: Graph, small_run: Path) -> int:

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from atlas.trace.run import finalize_run, merge_run, run_units
 from tests.reliability.processes import atlas_env, files_of, kill_when
@@ -27,9 +28,16 @@ def planned_run(tiny_trace_inputs) -> Path:
 
 
 def _finish(run_dir: Path) -> None:
-    run_units(run_dir, device="cpu")
-    merge_run(run_dir)
-    finalize_run(run_dir)
+    """Trace, merge and finalize in this process at one torch thread, like the workers (`--threads 1`): float
+    reductions are bit-identical only at equal thread counts."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_units(run_dir, device="cpu")
+        merge_run(run_dir)
+        finalize_run(run_dir)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_killed_trace_workers_rerun_to_byte_identical_shards(planned_run, tmp_path):
@@ -38,14 +46,14 @@ def test_killed_trace_workers_rerun_to_byte_identical_shards(planned_run, tmp_pa
     shutil.copytree(planned_run, crashed)
     _finish(reference)
     states = crashed / "states"
-    env = atlas_env(OMP_NUM_THREADS="1")
+    env = atlas_env()
 
-    mid_unit = kill_when(["trace", "run", crashed, "--device", "cpu"],
+    mid_unit = kill_when(["trace", "run", crashed, "--device", "cpu", "--threads", "1"],
                          lambda stderr: _cells_done(stderr) >= 1 and not any(states.iterdir()), env=env)
     assert mid_unit.killed, mid_unit.stderr[-300:]
     assert not any(states.iterdir())  # a unit killed half-way leaves no state behind
 
-    between_units = kill_when(["trace", "run", crashed, "--device", "cpu"],
+    between_units = kill_when(["trace", "run", crashed, "--device", "cpu", "--threads", "1"],
                               lambda _: len(list(states.glob("*.safetensors"))) == 1, env=env)
     assert between_units.killed, between_units.stderr[-300:]
     assert not list(crashed.glob("edges-*.parquet"))  # killed before the merge
