@@ -10,7 +10,9 @@ Timed, in one process and one run:
   2. the same figures with an in-memory baseline on the same edges (numpy + scipy.sparse for degrees and PageRank,
      networkx for sampled betweenness, pandas for unannotated hubs), and whether both agree;
   3. p50/p95 latency of the `unannotated_hubs` library query over N calls, raw (graph.read) and through the
-     read-only path of `atlas query` (EXPLAIN check + read transaction), next to the same lookup in pandas.
+     read-only path of `atlas query` (EXPLAIN check + read transaction), next to the same lookup in pandas;
+  4. the cost of the shard visibility fence (loaders/online.py): the `hubs` library query and the scope count that
+     precedes every projection, as shipped next to the same statements with the fence's filter taken out.
 
 Run with your own instance, e.g.::
 
@@ -200,6 +202,25 @@ def latencies(call, calls: int) -> np.ndarray:
     return np.array(values)
 
 
+FENCE_FILTER = "edge.shard IN visible AND "
+
+
+def fence_cost(graph: Graph, run_id: str, calls: int) -> None:
+    """Print p50 latencies of fenced statements next to the same statements without the fence's filter."""
+    print(f"\n[4] shard visibility fence, {calls} calls each:")
+    for name, text, parameters in (
+            ("hubs library query (top 20 by live out-degree)", queries.get("hubs").text,
+             {"run": run_id, "layers": None, "limit": 20}),
+            ("scope size count (before every projection)", queries.internal("scope_size").text,
+             {"runs": [run_id], "layers": None})):
+        assert FENCE_FILTER in text, f"{name}: the statement no longer has the fence's filter"
+        fenced = np.percentile(latencies(lambda text=text, p=parameters: graph.read(text, **p), calls), 50)
+        plain_text = text.replace(FENCE_FILTER, "")
+        plain = np.percentile(latencies(lambda t=plain_text, p=parameters: graph.read(t, **p), calls), 50)
+        print(f"    {name:<50} fenced p50 {fenced:8.1f} ms, without the fence {plain:8.1f} ms, "
+              f"ratio {fenced / plain:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the reference run (default 1)")
@@ -257,6 +278,7 @@ def main() -> None:
                              ("baseline: pandas filter on an in-memory table", in_memory)):
             print(f"    {name:<62} p50 {np.percentile(values, 50):8.2f} ms  p95 {np.percentile(values, 95):8.2f} ms")
         print(f"    ratio p95 Neo4j query / pandas: {np.percentile(raw, 95) / np.percentile(in_memory, 95):.0f}x")
+        fence_cost(graph, run_id, max(5, args.calls // 10))
         targets = {"report <= 60 s": seconds <= 60, "query p95 <= 100 ms": np.percentile(raw, 95) <= 100,
                    "atlas query path p95 <= 100 ms": np.percentile(guarded, 95) <= 100}
         print("\ntargets: " + ", ".join(f"{name}: {'met' if met else 'MISSED'}" for name, met in targets.items()))

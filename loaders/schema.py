@@ -31,7 +31,7 @@ class RelationshipType:
     source: str
     target: str
     properties: dict[str, str] = field(default_factory=dict)
-    indexed: tuple[str, ...] = ()
+    indexed: tuple[str | tuple[str, ...], ...] = ()  # a tuple entry is one composite index
 
 
 FEATURE = NodeType(
@@ -83,7 +83,7 @@ AFFECTS = RelationshipType(
     "AFFECTS", "Feature", "Feature",
     {"run": "str", "shard": "int", "d": "float", "mean": "float", "std": "float", "consistency": "float",
      "n": "int", "p": "float", "q": "float", "sign": "str"},
-    indexed=("run",),
+    indexed=(("run", "shard"),),  # one composite index: run-scoped scans read the fence's shard key from it
 )
 TOP_GENE = RelationshipType("TOP_GENE", "Feature", "Gene", {"rank": "int", "weight": "float"})
 ENRICHED_IN = RelationshipType("ENRICHED_IN", "Feature", "Term",
@@ -131,23 +131,20 @@ def schema_statements() -> list[str]:
     Labels and property names come from the declarations above, never from user input, so the names can be
     spelled into the statements (Cypher cannot parameterise them).
     """
+    def index(name: str, pattern: str, variable: str, indexed: str | tuple[str, ...]) -> str:
+        names = (indexed,) if isinstance(indexed, str) else indexed
+        return (f"CREATE INDEX {name.lower()}_{'_'.join(names)} IF NOT EXISTS FOR {pattern} "
+                f"ON ({', '.join(f'{variable}.{prop}' for prop in names)})")
+
     statements = []
     for node in NODE_TYPES:
         statements.append(
             f"CREATE CONSTRAINT {node.label.lower()}_{node.key}_unique IF NOT EXISTS "
             f"FOR (n:{node.label}) REQUIRE n.{node.key} IS UNIQUE"
         )
-        for indexed in node.indexed:
-            names = (indexed,) if isinstance(indexed, str) else indexed
-            statements.append(
-                f"CREATE INDEX {node.label.lower()}_{'_'.join(names)} IF NOT EXISTS FOR (n:{node.label}) "
-                f"ON ({', '.join(f'n.{name}' for name in names)})"
-            )
+        statements += [index(node.label, f"(n:{node.label})", "n", indexed) for indexed in node.indexed]
     for rel in RELATIONSHIP_TYPES:
-        statements += [
-            f"CREATE INDEX {rel.type.lower()}_{prop} IF NOT EXISTS FOR ()-[r:{rel.type}]-() ON (r.{prop})"
-            for prop in rel.indexed
-        ]
+        statements += [index(rel.type, f"()-[r:{rel.type}]-()", "r", indexed) for indexed in rel.indexed]
     return statements
 
 

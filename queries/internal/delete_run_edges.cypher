@@ -2,5 +2,6 @@
 // param run: str — the run id
 // param batch: int = 10000 — edges per transaction
 // returns: nothing
-MATCH ()-[edge:AFFECTS {run: $run}]->()
+MATCH ()-[edge:AFFECTS]->()
+WHERE edge.run = $run AND edge.shard IS NOT NULL  // every loaded edge has a shard key: the (run, shard) index
 CALL (edge) { DELETE edge } IN TRANSACTIONS OF $batch ROWS

@@ -6,7 +6,7 @@
 // Counts only edges of shards their Run lists as visible (loaders/online.py: the shard visibility fence).
 CALL () { MATCH (run:Run) UNWIND run.visible AS key RETURN collect(key) AS visible }
 MATCH (source:Feature)-[edge:AFFECTS]->(target:Feature)
-USING INDEX edge:AFFECTS(run)
+USING INDEX edge:AFFECTS(run, shard)
 WHERE edge.run = $run_a AND edge.shard IN visible AND ($layers IS NULL OR target.layer IN $layers)
   AND EXISTS { (source)-[other:AFFECTS]->(target) WHERE other.run = $run_b AND other.shard IN visible }
 RETURN count(edge) AS shared

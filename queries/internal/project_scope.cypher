@@ -6,7 +6,7 @@
 // Counts only edges of shards their Run lists as visible (loaders/online.py: the shard visibility fence).
 CALL () { MATCH (run:Run) UNWIND run.visible AS key RETURN collect(key) AS visible }
 MATCH (source:Feature)-[edge:AFFECTS]->(target:Feature)
-USING INDEX edge:AFFECTS(run)
+USING INDEX edge:AFFECTS(run, shard)
 WHERE edge.run IN $runs AND edge.shard IN visible AND ($layers IS NULL OR target.layer IN $layers)
 WITH gds.graph.project($graph_name, source, target, {relationshipType: 'L' + toString(target.layer)}) AS projected
 RETURN projected.graphName AS graph_name, projected.nodeCount AS node_count,

@@ -5,7 +5,7 @@
 // Counts only edges of shards their Run lists as visible (loaders/online.py: the shard visibility fence).
 CALL () { MATCH (run:Run) UNWIND run.visible AS key RETURN collect(key) AS visible }
 MATCH ()-[edge:AFFECTS]->(target:Feature)
-USING INDEX edge:AFFECTS(run)
+USING INDEX edge:AFFECTS(run, shard)
 WHERE edge.run IN $runs AND edge.shard IN visible AND ($layers IS NULL OR target.layer IN $layers)
 WITH count(edge) AS relationships
 MATCH (feature:Feature)

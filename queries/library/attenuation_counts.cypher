@@ -5,7 +5,7 @@
 // Counts only edges of shards their Run lists as visible (loaders/online.py: the shard visibility fence).
 CALL () { MATCH (run:Run) UNWIND run.visible AS key RETURN collect(key) AS visible }
 MATCH ()-[edge:AFFECTS]->(target:Feature)
-USING INDEX edge:AFFECTS(run)
+USING INDEX edge:AFFECTS(run, shard)
 WHERE edge.run IN $runs AND edge.shard IN visible AND ($layers IS NULL OR target.layer IN $layers)
 RETURN edge.run AS run, target.layer AS layer, count(edge) AS edges,
        count(CASE WHEN edge.sign = 'excitatory' THEN 1 END) AS excitatory

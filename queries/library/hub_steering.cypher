@@ -5,8 +5,9 @@
 // returns: uid, label, out_degree, alpha, mean_ds, fraction_positive, direction, top_up, top_down
 // Counts only edges of shards their Run lists as visible (loaders/online.py: the shard visibility fence).
 CALL () { MATCH (run:Run) UNWIND run.visible AS key RETURN collect(key) AS visible }
-MATCH (f:Feature)-[e:AFFECTS {run: $run}]->()
-WHERE e.shard IN visible
+MATCH (f:Feature)-[e:AFFECTS]->()
+USING INDEX e:AFFECTS(run, shard)
+WHERE e.run = $run AND e.shard IN visible
 WITH f, count(e) AS out_degree
 ORDER BY out_degree DESC, f.uid
 LIMIT $limit

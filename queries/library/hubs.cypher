@@ -6,7 +6,7 @@
 // Counts only edges of shards their Run lists as visible (loaders/online.py: the shard visibility fence).
 CALL () { MATCH (run:Run) UNWIND run.visible AS key RETURN collect(key) AS visible }
 MATCH (source:Feature)-[edge:AFFECTS]->(target:Feature)
-USING INDEX edge:AFFECTS(run)
+USING INDEX edge:AFFECTS(run, shard)
 WHERE edge.run = $run AND edge.shard IN visible AND ($layers IS NULL OR target.layer IN $layers)
 WITH source, count(edge) AS out_degree, count(CASE WHEN edge.sign = 'excitatory' THEN 1 END) AS excitatory
 ORDER BY out_degree DESC, source.uid
