@@ -32,6 +32,7 @@ import queries
 from atlas.db.connection import Graph
 from atlas.errors import AtlasError
 from atlas.runformat import ShardRecord
+from loaders.lock import load_lock
 from loaders.runs import (
     ValidatedRun,
     check_identity,
@@ -138,6 +139,22 @@ def _load_shard(graph: Graph, run: ValidatedRun, record: ShardRecord, batch_size
     _publish(graph, run.run_id, [record.file])
 
 
+def _check_loadable(run: ValidatedRun, state: dict[str, Any]) -> None:
+    """Refuse a run that is half-deleted, or whose Run node describes another run or other shards."""
+    if state.get("status") == "deleting":
+        raise AtlasError(f"run {run.run_id} is being deleted (an earlier `atlas ingest --delete` stopped); finish "
+                         f"it with `atlas ingest --delete {run.run_id}`, then load the run again")
+    check_identity(run, state)
+
+
+def _settled(run: ValidatedRun, state: dict[str, Any]) -> bool:
+    """Whether every complete shard is loaded and visible, no load stopped half-way and the status is final."""
+    loaded, visible = state.get("shards") or [], state.get("visible") or []
+    return (all(record.file in loaded for record in run.shards) and not state.get("loading_shard")
+            and all(shard_key(run.run_id, shard) in visible for shard in loaded)
+            and state.get("status") == final_status(run, loaded))
+
+
 def ingest_run(
     graph: Graph,
     run: ValidatedRun | str | Path,
@@ -147,7 +164,9 @@ def ingest_run(
 ) -> IngestReport:
     """Load a run's complete shards that are not in the graph yet, exactly once each, and return what happened.
 
-    ``run`` is a run directory (validated here, before anything is written) or a :class:`ValidatedRun`.
+    ``run`` is a run directory (validated here, before anything is written) or a :class:`ValidatedRun`. A rerun
+    after success writes nothing; writing holds the run's load lock (loaders.lock), so a second writer of the same
+    run is refused instead of racing this one.
     """
     if batch_size < 1:
         raise AtlasError(f"batch size must be at least 1, got {batch_size}")
@@ -156,22 +175,27 @@ def ingest_run(
     apply_schema(graph)  # MERGE of features and runs relies on the uniqueness constraints
     report = IngestReport(run.run_id, status="", shards_incomplete=[record.file for record in run.incomplete])
     state = run_state(graph, run.run_id) or {}
-    if state.get("status") == "deleting":
-        raise AtlasError(f"run {run.run_id} is being deleted (an earlier `atlas ingest --delete` stopped); finish "
-                         f"it with `atlas ingest --delete {run.run_id}`, then load the run again")
-    check_identity(run, state)
+    _check_loadable(run, state)
+    if _settled(run, state):  # everything is in: a rerun writes nothing
+        report.shards_already_loaded = [record.file for record in run.shards]
+        report.status = state["status"]
+    else:
+        with load_lock(graph, run.run_id, "ingest"):
+            _load(graph, run, report, batch_size, progress)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _load(graph: Graph, run: ValidatedRun, report: IngestReport, batch_size: int, progress: Progress | None) -> None:
+    """The writing part of :func:`ingest_run`, under the run's load lock (the state is read again under it)."""
+    state = run_state(graph, run.run_id) or {}
+    _check_loadable(run, state)
     loaded = list(state.get("shards") or [])
     report.shards_already_loaded = [record.file for record in run.shards if record.file in loaded]
     pending = [record for record in run.shards if record.file not in loaded]
-    status = final_status(run, loaded)
     hidden = [shard for shard in loaded if shard_key(run.run_id, shard) not in (state.get("visible") or [])]
     if hidden:  # a load stopped between a shard's last batch and its publication
         _publish(graph, run.run_id, hidden)
-    if not pending and not state.get("loading_shard") and state.get("status") == status:
-        report.status = status
-        report.seconds = time.perf_counter() - started
-        return report  # everything is in: a rerun writes nothing
-
     graph.write(_statement("ingest_run_begin"), run=run.run_id, properties=run_properties(run.manifest))
     if state.get("loading_shard"):
         report.recovered_shard = state["loading_shard"]
@@ -191,8 +215,6 @@ def ingest_run(
     report.edges_written = written
     report.status = final_status(run, loaded + report.shards_loaded)
     graph.write(_statement("ingest_run_finish"), run=run.run_id, status=report.status)
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 @dataclass
@@ -212,8 +234,9 @@ def delete_run(graph: Graph, run_id: str, batch_size: int = DEFAULT_BATCH_SIZE) 
     edges = graph.read(_statement("run_edge_count"), run=run_id)[0]["edges"]
     if not edges and run_state(graph, run_id) is None:
         raise AtlasError(f"no run {run_id!r} in the graph (nothing to delete)")
-    graph.write(_statement("delete_run_hide"), run=run_id)
-    graph.autocommit(_statement("delete_run_edges"), run=run_id, batch=batch_size)
-    deleted = graph.write_transaction(
-        lambda tx: tx.run(_statement("delete_run_node"), run=run_id).single()["deleted"])
+    with load_lock(graph, run_id, "delete"):
+        graph.write(_statement("delete_run_hide"), run=run_id)
+        graph.autocommit(_statement("delete_run_edges"), run=run_id, batch=batch_size)
+        deleted = graph.write_transaction(
+            lambda tx: tx.run(_statement("delete_run_node"), run=run_id).single()["deleted"])
     return DeleteReport(run_id, edges, bool(deleted))

@@ -77,7 +77,10 @@ STEERING = NodeType(
      "mean_ds": "float", "std_ds": "float", "top_up": "str[]", "top_down": "str[]"},
     indexed=("run", "feature"),
 )
-NODE_TYPES = (FEATURE, GENE, TERM, RUN, INTERACTION, STEERING)
+# Held while one writer loads or deletes a run (loaders.lock); it exists only while that writer runs.
+LOAD_LOCK = NodeType("LoadLock", "run", {"run": "str", "holder": "str", "host": "str", "pid": "int",
+                                         "operation": "str", "since": "str"})
+NODE_TYPES = (FEATURE, GENE, TERM, RUN, INTERACTION, STEERING, LOAD_LOCK)
 
 AFFECTS = RelationshipType(
     "AFFECTS", "Feature", "Feature",

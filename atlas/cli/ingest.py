@@ -70,6 +70,8 @@ def _ingest_offline(run_dirs: tuple[Path, ...], annotation_options: dict, force:
 @click.argument("run_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--batch-size", default=10_000, show_default=True, help="Edges per write transaction (online).")
 @click.option("--delete", "delete_run", metavar="RUN_ID", help="Remove this run's edges and Run node instead.")
+@click.option("--unlock", "unlock_run", metavar="RUN_ID",
+              help="Remove this run's load lock, left by a writer on another machine that is gone.")
 @click.option("--offline", is_flag=True,
               help="Bulk import into a fresh managed database with neo4j-admin (stops and restarts the server).")
 @click.option("--force", is_flag=True, help="With --offline: replace a database that is not empty.")
@@ -81,13 +83,16 @@ def _ingest_offline(run_dirs: tuple[Path, ...], annotation_options: dict, force:
               help="With --offline: also import this GMT gene-set file (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def ingest(run_dirs: tuple[Path, ...], batch_size: int, delete_run: str | None, offline: bool, force: bool,
+def ingest(run_dirs: tuple[Path, ...], batch_size: int, delete_run: str | None, unlock_run: str | None,
+           offline: bool, force: bool,
            sae_atlas: Path | None, model: str | None, sae: str | None, gmt_files: tuple[Path, ...], as_json: bool,
            quiet: bool) -> None:
     """Load trace run directories into the graph: every shard validated first, each loaded exactly once.
 
     Reruns are safe: loaded shards are skipped, a shard whose load was interrupted is cleaned and reloaded, and a
-    run that grew new shards gets only those. Works against the managed server or any NEO4J_URI (cluster too).
+    run that grew new shards gets only those. One writer per run at a time: a second `atlas ingest` of a run that
+    is being loaded or deleted is refused (a lock left by a killed writer on this machine is taken over).
+    Works against the managed server or any NEO4J_URI (cluster too).
     --offline builds a fresh atlas with neo4j-admin import instead (managed server only; it replaces the
     database 'neo4j' and refuses a non-empty one unless --force); the resulting graph is the same.
 
@@ -96,8 +101,22 @@ def ingest(run_dirs: tuple[Path, ...], batch_size: int, delete_run: str | None, 
       atlas ingest runs/L05                       # online, batched UNWIND over Bolt
       atlas ingest runs/L05 runs/L11 --json
       atlas ingest --delete L05-20cells            # remove exactly that run's edges and Run node
+      atlas ingest --unlock L05-20cells            # its writer died on another machine
       atlas ingest --offline runs/L05 runs/L11 --sae-atlas saes/ --gmt h.all.gmt
     """
+    if unlock_run is not None:
+        if run_dirs or delete_run or offline:
+            raise AtlasError("--unlock RUN_ID goes alone")
+        from atlas.db.connection import connect
+        from loaders.lock import unlock
+
+        with connect() as graph:
+            result = {"run_id": unlock_run, "lock_removed": unlock(graph, unlock_run)}
+        if as_json:
+            emit_json(result)
+        else:
+            emit_mapping(result, title="unlock")
+        return
     if not offline and (force or sae_atlas or gmt_files):
         raise AtlasError("--force, --sae-atlas and --gmt go with --offline (online, use atlas annotate)")
     if offline:

@@ -6,6 +6,7 @@ one run already in the graph so that a crash of one run's load is also shown to 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -16,12 +17,13 @@ import pytest
 from atlas.db import server
 from atlas.db.connection import Graph
 from atlas.runformat import read_manifest
+from loaders.lock import load_lock
 from loaders.online import IngestReport, ingest_run, run_state
 from loaders.schema import AFFECTS
 from tests.conftest import wipe
 from tests.reliability.checksum import GraphChecksum, graph_checksum
 from tests.reliability.conftest import affects_count, loaded_shards
-from tests.reliability.processes import kill_when, run_atlas
+from tests.reliability.processes import error_lines, kill_when, run_atlas
 from tests.test_loaders_offline import fresh_driver
 
 pytestmark = pytest.mark.neo4j
@@ -152,3 +154,53 @@ def test_an_offline_import_killed_while_writing_its_files_reruns_to_the_online_g
     fresh_driver(graph)  # the session's driver holds bookmarks of the database the import replaced
     assert result.returncode == 0, result.stderr
     assert graph_checksum(graph) == reference
+
+
+LOCK = "MATCH (lock:LoadLock {run: $run}) RETURN properties(lock) AS lock"
+
+
+def _lock_of(graph: Graph, run_id: str) -> dict | None:
+    rows = graph.read(LOCK, run=run_id)
+    return rows[0]["lock"] if rows else None
+
+
+def test_a_second_writer_of_a_run_is_refused_while_the_first_holds_it(graph, small_run, crash_run, reference):
+    _prepare(graph, small_run)
+    before = graph_checksum(graph)
+    run_id = read_manifest(crash_run).run_id
+    with load_lock(graph, run_id, "ingest"):  # a live writer of the crash run: this test process
+        loader = run_atlas("ingest", crash_run, "--batch-size", BATCH)
+    with load_lock(graph, "reliability-small", "ingest"):
+        deleter = run_atlas("ingest", "--delete", "reliability-small")
+    for refused, locked in ((loader, run_id), (deleter, "reliability-small")):
+        assert refused.returncode == 1
+        [line] = error_lines(refused.stderr)
+        assert line.startswith(f"error: run {locked} is locked by another writer (ingest, pid {os.getpid()} on ")
+        assert f"atlas ingest --unlock {locked}" in line
+    assert _lock_of(graph, run_id) is None  # released when the holder's block ended
+    assert graph_checksum(graph) == before
+
+
+def test_the_lock_of_a_killed_writer_on_this_host_is_taken_over(graph, small_run, crash_run, reference):
+    base = _prepare(graph, small_run)
+    run_id = read_manifest(crash_run).run_id
+    crash = kill_when(["ingest", crash_run, "--batch-size", BATCH],
+                      lambda _: _edges_of_crash_run(graph, base) >= 1000)
+    assert crash.killed
+    left = _lock_of(graph, run_id)
+    assert left is not None and left["operation"] == "ingest" and left["pid"] != os.getpid()
+    _rerun_matches(graph, crash_run, reference)
+    assert _lock_of(graph, run_id) is None
+
+
+def test_a_lock_from_another_host_holds_until_unlocked(graph, small_run, crash_run, reference):
+    _prepare(graph, small_run)
+    run_id = read_manifest(crash_run).run_id
+    graph.write("CREATE (:LoadLock {run: $run, holder: 'elsewhere-1', host: 'another-machine', pid: 1, "
+                "operation: 'ingest', since: '2026-01-01T00:00:00Z'})", run=run_id)
+    refused = run_atlas("ingest", crash_run, "--batch-size", BATCH)
+    assert refused.returncode == 1 and "pid 1 on another-machine" in error_lines(refused.stderr)[0]
+    unlocked = run_atlas("ingest", "--unlock", run_id, "--json")
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert json.loads(unlocked.stdout) == {"run_id": run_id, "lock_removed": True}
+    _rerun_matches(graph, crash_run, reference)
