@@ -32,6 +32,7 @@ class AnnotationRows:
     top_genes: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)    # (feature, gene) -> props
     enriched_in: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (feature, term) -> props
     member_of: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)    # (gene, term) -> {}
+    gene_sets: set[str] = field(default_factory=set)  # term ids whose whole membership these rows give (GMT sets)
 
     def add_gene(self, name: str) -> str:
         """Add a gene by symbol or Ensembl id (first spelling wins); return its id."""
@@ -61,7 +62,25 @@ class AnnotationRows:
                 mine.setdefault(key, value)
         for term in other.terms.values():
             self.add_term(term["source"], term["name"], term["description"])
+        self.gene_sets |= other.gene_sets
         return self
+
+    def replacements(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """What these rows say in full: each catalog feature's top genes and terms, each gene set's members.
+
+        A feature's catalog entry and a GMT set are authoritative, so a reload removes the links they no longer
+        list (a retrained SAE's new top genes, a gene set's new version) instead of keeping stale ones.
+        """
+        features = {uid: {"uid": uid, "genes": [], "terms": []} for uid in self.features}
+        for feature, gene in self.top_genes:
+            features[feature]["genes"].append(gene)
+        for feature, term in self.enriched_in:
+            features[feature]["terms"].append(term)
+        sets = {term: {"id": term, "genes": []} for term in self.gene_sets}
+        for gene, term in self.member_of:
+            if term in sets:
+                sets[term]["genes"].append(gene)
+        return list(features.values()), list(sets.values())
 
     def counts(self) -> dict[str, int]:
         """Rows of each kind."""
@@ -96,6 +115,7 @@ def gene_set_rows(sets: Iterable[GeneSet], source: str) -> AnnotationRows:
     rows = AnnotationRows()
     for gene_set in sets:
         term = rows.add_term(source, gene_set.name, gene_set.description)
+        rows.gene_sets.add(term)
         for gene in gene_set.genes:
             rows.member_of.setdefault((rows.add_gene(gene), term), {})
     return rows
@@ -122,10 +142,13 @@ def _refuse_unindexable_keys(rows: AnnotationRows) -> None:
 def load_annotations(graph: Graph, rows: AnnotationRows, batch_size: int = BATCH_SIZE,
                      progress: Callable[[int], None] | None = None) -> dict[str, int]:
     """MERGE the rows (nodes first, then relationships) in batches; return the summed update counters."""
+    features, gene_sets = rows.replacements()
     steps = [
         ("annotate_genes", list(rows.genes.values())),
         ("annotate_terms", list(rows.terms.values())),
         ("annotate_features", list(rows.features.values())),
+        ("annotate_drop_stale_feature_links", features),
+        ("annotate_drop_stale_members", gene_sets),
         ("annotate_top_genes", _pairs(rows.top_genes)),
         ("annotate_enriched_in", _pairs(rows.enriched_in)),
         ("annotate_member_of", _pairs(rows.member_of)),

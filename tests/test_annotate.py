@@ -165,6 +165,36 @@ def test_a_new_gene_set_library_touches_nothing_else(clean_graph, sae_atlas, tmp
     assert {key: value for key, value in after.items() if key != "MEMBER_OF"} == relationships_before
 
 
+@pytest.mark.neo4j
+def test_a_changed_catalog_or_gene_set_replaces_its_links_and_touches_nothing_else(clean_graph, sae_atlas, tmp_path):
+    load_annotations(clean_graph, catalog_rows(read_catalogs(sae_atlas).values(), MODEL, SAE).merge(
+        gene_set_rows(read_gmt(write_gmt(tmp_path, GMT)), "hallmark")))
+    layer6_before = links(clean_graph, "L06/")
+    retrained = LayerCatalog(5, 8, 4, [
+        CatalogFeature(0, 0.1, top_genes=[TopGene(12, "CD3D", 3.0), TopGene(15, "LCK", 1.0)],
+                       annotations=[Annotation("KEGG", "TCR signaling", 0.001, 5.0, 2, ["CD3D", "LCK"])]),
+        CatalogFeature(1, 0.0005, top_genes=[TopGene(13, "TP53", 0.75)]),
+    ])
+    load_annotations(clean_graph, catalog_rows([retrained], MODEL, SAE))
+    new_version = "T_CELL\tT cell markers v2\tCD3E\tLCK\n"
+    load_annotations(clean_graph, gene_set_rows(read_gmt(write_gmt(tmp_path, new_version, "v2.gmt")), "hallmark"))
+    assert links(clean_graph, "L05/F0000") == {("TOP_GENE", "CD3D", 1), ("TOP_GENE", "LCK", 2),
+                                                ("ENRICHED_IN", "KEGG:TCR signaling", None)}
+    assert links(clean_graph, "L05/F0001") == {("TOP_GENE", "TP53", 1)}
+    assert links(clean_graph, "L06/") == layer6_before  # another layer's catalog is untouched
+    members = clean_graph.read("MATCH (g:Gene)-[:MEMBER_OF]->(t:Term) RETURN t.id AS term, collect(g.id) AS genes")
+    assert {row["term"]: sorted(row["genes"]) for row in members} == {
+        "hallmark:T_CELL": ["CD3E", "LCK"], "hallmark:APOPTOSIS": ["BAX", "CASP3", "TP53"],
+        "hallmark:INTERFERON": ["IFIT1", "ISG15"]}
+
+
+def links(graph, uid_part: str) -> set[tuple]:
+    """(type, gene or term id, rank) of the TOP_GENE and ENRICHED_IN links of features whose uid contains a part."""
+    rows = graph.read("MATCH (f:Feature)-[r:TOP_GENE|ENRICHED_IN]->(n) WHERE f.uid CONTAINS $part "
+                      "RETURN type(r) AS type, n.id AS id, r.rank AS rank", part=uid_part)
+    return {(row["type"], row["id"], row["rank"]) for row in rows}
+
+
 def _atlas(*args: str) -> subprocess.CompletedProcess:
     atlas = Path(sys.executable).parent / "atlas"
     return subprocess.run([str(atlas), *args], capture_output=True, text=True, env=os.environ.copy(), timeout=300)
