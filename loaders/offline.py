@@ -26,8 +26,26 @@ import pyarrow.csv as pcsv
 from atlas.db import server
 from atlas.errors import AtlasError
 from loaders.annotations import AnnotationRows
-from loaders.runs import ValidatedRun, edge_columns, feature_rows, loaded_run_properties
-from loaders.schema import AFFECTS, ENRICHED_IN, FEATURE, GENE, MEMBER_OF, RUN, TERM, TOP_GENE, NodeType
+from loaders.runs import (
+    ValidatedRun,
+    edge_endpoints,
+    edge_properties,
+    feature_keys,
+    feature_rows,
+    loaded_run_properties,
+)
+from loaders.schema import (
+    AFFECTS,
+    ENRICHED_IN,
+    FEATURE,
+    GENE,
+    MEMBER_OF,
+    RUN,
+    TERM,
+    TOP_GENE,
+    NodeType,
+    RelationshipType,
+)
 
 DATABASE = "neo4j"
 ARRAY_DELIMITER = ";"
@@ -47,13 +65,16 @@ class ImportFiles:
     nodes: dict[str, list[Path]] = field(default_factory=dict)
     relationships: dict[str, list[Path]] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
+    multiline: list[Path] = field(default_factory=list)  # data files with a line break inside a value
 
     def arguments(self) -> list[str]:
-        """The neo4j-admin arguments naming every file."""
+        """The neo4j-admin arguments naming every file (and, to keep parsing parallel, only those multiline)."""
         nodes = [f"--nodes={label}={','.join(map(str, paths))}" for label, paths in self.nodes.items()]
         relationships = [f"--relationships={kind}={','.join(map(str, paths))}"
                          for kind, paths in self.relationships.items()]
-        return nodes + relationships
+        multiline = (["--multiline-fields-format=v2", f"--multiline-fields={','.join(map(str, self.multiline))}"]
+                     if self.multiline else [])
+        return nodes + relationships + multiline
 
 
 def _text(values: pa.Array) -> pa.Array:
@@ -70,6 +91,10 @@ def _text(values: pa.Array) -> pa.Array:
     return values
 
 
+def _has_line_break(text: pa.Array) -> bool:
+    return pa.types.is_string(text.type) and bool(pc.any(pc.match_substring_regex(text, "[\\r\\n]")).as_py())
+
+
 class _CsvFile:
     """One data file of an import, written in chunks with typed columns; its header goes to a separate file."""
 
@@ -79,6 +104,7 @@ class _CsvFile:
         self.header_path.write_text(",".join(header) + "\n", encoding="utf-8")
         self.columns = columns
         self.rows = 0
+        self.multiline = False
         self._writer: pcsv.CSVWriter | None = None
 
     def write(self, data: dict[str, Any]) -> None:
@@ -86,6 +112,7 @@ class _CsvFile:
         length = len(next(iter(data.values())))
         arrays = [_text(pa.array(data[name], type) if name in data else pa.nulls(length, type))
                   for name, type in self.columns]
+        self.multiline = self.multiline or any(_has_line_break(array) for array in arrays)
         table = pa.table(arrays, names=[f"c{i}" for i in range(len(arrays))])
         if self._writer is None:
             self._writer = pcsv.CSVWriter(self.data_path, table.schema,
@@ -102,18 +129,23 @@ class _CsvFile:
         return [self.header_path, self.data_path]
 
 
+# Nodes are named in the files by integer ids (their row number, not stored: --id-type=integer), so relationship
+# endpoints are plain numbers the importer looks up without hashing strings; each key property is an ordinary column.
+NODE_ID, SOURCE, TARGET = ":node", ":source", ":target"
+
+
 def _node_file(directory: Path, node: NodeType) -> _CsvFile:
-    header, columns = [], []
+    header, columns = [f":ID({node.label})"], [(NODE_ID, pa.int64())]
     for name, kind in node.properties.items():
         admin_type, arrow_type = _TYPES[kind]
-        header.append(f"{name}:ID({node.label})" if name == node.key else f"{name}:{admin_type}")
+        header.append(f"{name}:{admin_type}")
         columns.append((name, arrow_type))
     return _CsvFile(directory, node.label, header, columns)
 
 
-def _relationship_file(directory: Path, relationship, source_label: str, target_label: str) -> _CsvFile:
-    header = [f":START_ID({source_label})", f":END_ID({target_label})"]
-    columns = [("source", pa.string()), ("target", pa.string())]
+def _relationship_file(directory: Path, relationship: RelationshipType) -> _CsvFile:
+    header = [f":START_ID({relationship.source})", f":END_ID({relationship.target})"]
+    columns = [(SOURCE, pa.int64()), (TARGET, pa.int64())]
     for name, kind in relationship.properties.items():
         admin_type, arrow_type = _TYPES[kind]
         header.append(f"{name}:{admin_type}")
@@ -126,10 +158,11 @@ def _columns(rows: Iterable[dict[str, Any]], names: Iterable[str]) -> dict[str, 
     return {name: [row.get(name) for row in rows] for name in names}
 
 
-def _pairs(relationships: dict[tuple[str, str], dict[str, Any]], names: Iterable[str]) -> dict[str, list[Any]]:
-    rows = [{"source": source, "target": target, **properties}
+def _pairs(relationships: dict[tuple[str, str], dict[str, Any]], names: Iterable[str],
+           source_ids: dict[str, int], target_ids: dict[str, int]) -> dict[str, list[Any]]:
+    rows = [{SOURCE: source_ids[source], TARGET: target_ids[target], **properties}
             for (source, target), properties in relationships.items()]
-    return _columns(rows, ["source", "target", *names])
+    return _columns(rows, [SOURCE, TARGET, *names])
 
 
 def _features(runs: list[ValidatedRun], annotations: AnnotationRows) -> list[dict[str, Any]]:
@@ -141,6 +174,19 @@ def _features(runs: list[ValidatedRun], annotations: AnnotationRows) -> list[dic
     for uid, row in annotations.features.items():
         features[uid] = {**features.get(uid, {}), **row}
     return list(features.values())
+
+
+def _affects(run: ValidatedRun, feature_ids: dict[str, int]) -> Iterable[tuple[int, dict[str, Any]]]:
+    """The AFFECTS columns of each shard of a run, endpoints as node ids, and the shard's edge count."""
+    keys = feature_keys(run.features[:, 0], run.features[:, 1])  # sorted: validate_run keeps them unique
+    node_ids = np.array([feature_ids[row["uid"]] for row in feature_rows(run)], dtype=np.int64)
+    for record in run.shards:
+        table = run.read(record)
+        sources, targets = edge_endpoints(run.manifest, table)
+        yield record.rows, {SOURCE: node_ids[np.searchsorted(keys, sources)],
+                            TARGET: node_ids[np.searchsorted(keys, targets)],
+                            "run": pa.repeat(pa.scalar(run.run_id), record.rows),
+                            **edge_properties(run.manifest, table)}
 
 
 def write_import_files(
@@ -163,35 +209,35 @@ def write_import_files(
     def finish(kind: str, name: str, csv_file: _CsvFile) -> None:
         getattr(files, kind)[name] = csv_file.close()
         files.rows[name] = csv_file.rows
+        if csv_file.multiline:
+            files.multiline.append(csv_file.data_path)
 
+    node_ids: dict[str, dict[str, int]] = {}
     node_data = [
         (FEATURE, _features(runs, annotations)), (GENE, list(annotations.genes.values())),
         (TERM, list(annotations.terms.values())), (RUN, [loaded_run_properties(run) for run in runs]),
     ]
     for node, rows in node_data:
         csv_file = _node_file(directory, node)
+        node_ids[node.label] = {row[node.key]: position for position, row in enumerate(rows)}
         if rows:
-            csv_file.write(_columns(rows, node.properties))
+            csv_file.write({NODE_ID: np.arange(len(rows)), **_columns(rows, node.properties)})
         finish("nodes", node.label, csv_file)
 
-    affects = _relationship_file(directory, AFFECTS, "Feature", "Feature")
+    affects = _relationship_file(directory, AFFECTS)
     for run in runs:
-        for record in run.shards:
-            columns = edge_columns(run.manifest, run.read(record))
-            columns["run"] = np.full(record.rows, run.run_id, dtype=object)
-            affects.write({name: columns[name] for name in ("source", "target", *AFFECTS.properties)})
+        for edges, columns in _affects(run, node_ids[FEATURE.label]):
+            affects.write(columns)
             if progress is not None:
-                progress(record.rows)
+                progress(edges)
     finish("relationships", AFFECTS.type, affects)
 
-    for relationship, pairs, source, target in (
-        (TOP_GENE, annotations.top_genes, "Feature", "Gene"),
-        (ENRICHED_IN, annotations.enriched_in, "Feature", "Term"),
-        (MEMBER_OF, annotations.member_of, "Gene", "Term"),
-    ):
-        csv_file = _relationship_file(directory, relationship, source, target)
+    for relationship, pairs in ((TOP_GENE, annotations.top_genes), (ENRICHED_IN, annotations.enriched_in),
+                                (MEMBER_OF, annotations.member_of)):
+        csv_file = _relationship_file(directory, relationship)
         if pairs:
-            csv_file.write(_pairs(pairs, relationship.properties))
+            csv_file.write(_pairs(pairs, relationship.properties, node_ids[relationship.source],
+                                  node_ids[relationship.target]))
         finish("relationships", relationship.type, csv_file)
     return files
 
@@ -261,7 +307,7 @@ def bulk_import(
                                annotations, progress)
     written = time.perf_counter()
     # The database name goes first: --nodes and --relationships take any number of values and would swallow it.
-    arguments = ["database", "import", "full", DATABASE, "--overwrite-destination=true", "--multiline-fields=true",
+    arguments = ["database", "import", "full", DATABASE, "--overwrite-destination=true", "--id-type=integer",
                  f"--array-delimiter={ARRAY_DELIMITER}", f"--report-file={files.directory / 'import.report'}",
                  *files.arguments()]
     server.stop(config)

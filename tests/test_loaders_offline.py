@@ -53,7 +53,9 @@ def test_import_files_are_typed_from_the_schema(tmp_path, inputs):
     header = (files.directory / "AFFECTS.header.csv").read_text().strip().split(",")
     assert header[:2] == [":START_ID(Feature)", ":END_ID(Feature)"]
     assert {"d:double", "n:long", "run:string", "sign:string", "q:double"} <= set(header)
-    assert (files.directory / "Run.header.csv").read_text().startswith("id:ID(Run),")
+    # Nodes are named by integer row ids (not stored); the key is an ordinary typed property.
+    assert (files.directory / "Run.header.csv").read_text().startswith(":ID(Run),id:string,")
+    assert files.multiline == [] and not any("multiline" in argument for argument in files.arguments())
     assert "downstream_layers:long[]" in (files.directory / "Run.header.csv").read_text()
     assert files.rows["AFFECTS"] == sum(validate_run(run).edge_count for run in runs)
     assert files.rows["Feature"] >= len(rows.features)
