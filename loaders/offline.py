@@ -3,9 +3,12 @@
 :func:`write_import_files` turns validated runs and :class:`~loaders.annotations.AnnotationRows` into one header
 file and one data file per label and relationship type, typed from :mod:`loaders.schema` (the same declaration
 the online loader and the constraints use), with the rows of :mod:`loaders.runs` and :mod:`loaders.annotations`.
-:func:`bulk_import` then stops the managed server, imports into the ``neo4j`` database (Community Edition has one
-user database, so importing means replacing it: refused when it is not empty unless forced), starts the server
-again and applies the schema. The resulting graph is the one the online loaders build from the same inputs.
+Nodes are numbered per label (``--id-type=integer``): edges name their endpoints by number, computed from the
+shards' feature columns without formatting a uid per edge. :func:`bulk_import` then stops the managed server,
+imports into the ``neo4j`` database (Community Edition has one user database, so importing means replacing it:
+refused when it is not empty unless forced), starts the server again and applies the schema. The resulting graph
+is the one the online loaders build from the same inputs. While it imports, the import holds the instance (see
+:mod:`atlas.db.offline_import`), so a kill at any point never leaves a half-written database served.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from atlas.db import server
+from atlas.db.offline_import import OfflineImportClaim
 from atlas.errors import AtlasError
 from loaders.annotations import AnnotationRows
 from loaders.runs import (
@@ -250,13 +254,15 @@ class BulkImportReport:
     edges: int
     seconds_write_files: float
     seconds_stop: float
-    seconds_import: float
-    seconds_start_and_schema: float
+    seconds_import: float  # the neo4j-admin process, JVM start to exit
+    seconds_start: float
+    seconds_schema: float
     import_directory: str
 
     @property
     def seconds(self) -> float:
-        return self.seconds_write_files + self.seconds_stop + self.seconds_import + self.seconds_start_and_schema
+        return (self.seconds_write_files + self.seconds_stop + self.seconds_import + self.seconds_start
+                + self.seconds_schema)
 
     @property
     def edges_per_second(self) -> float:
@@ -285,7 +291,10 @@ def bulk_import(
     """Replace the managed server's ``neo4j`` database by an import of these runs and annotations.
 
     Refused against a remote server (NEO4J_URI) and, unless ``force``, when the database holds any node. The
-    server is stopped for the import and started again; the schema (constraints, indexes) is applied after.
+    server is stopped for the import and started again; the schema (constraints, indexes) is applied after. The
+    import holds :class:`~atlas.db.offline_import.OfflineImportClaim`: a database an interrupted import left
+    half-written is replaced without asking (its orphan importer stopped first), and one a failed import left is
+    emptied.
     """
     from atlas.db.connection import connect
     from loaders.schema import apply_schema
@@ -297,32 +306,40 @@ def bulk_import(
         raise AtlasError(f"the offline import replaces database '{DATABASE}' (Community Edition has one user "
                          "database); unset NEO4J_DATABASE")
     config = server.ServerConfig.from_env()
-    server.start(config)
-    nodes = _node_count()
-    if nodes and not force:
-        raise AtlasError(f"database '{DATABASE}' on {config.bolt_uri} is not empty ({nodes:,} nodes); the offline "
-                         "import replaces it entirely: pass --force to replace it, or use the online loader")
-    started = time.perf_counter()
-    files = write_import_files(Path(directory) if directory else config.home / "import" / "bulk", runs,
-                               annotations, progress)
-    written = time.perf_counter()
-    # The database name goes first: --nodes and --relationships take any number of values and would swallow it.
-    arguments = ["database", "import", "full", DATABASE, "--overwrite-destination=true", "--id-type=integer",
-                 f"--array-delimiter={ARRAY_DELIMITER}", f"--report-file={files.directory / 'import.report'}",
-                 *files.arguments()]
-    server.stop(config)
-    stopped = time.perf_counter()
-    try:
-        result = server.run_admin(config, *arguments)
+    with OfflineImportClaim(config.home, [str(run.run_dir) for run in runs]) as claim:
+        if claim.interrupted is None:
+            server.start(config)
+            nodes = _node_count()
+            if nodes and not force:
+                raise AtlasError(f"database '{DATABASE}' on {config.bolt_uri} is not empty ({nodes:,} nodes); the "
+                                 "offline import replaces it entirely: pass --force to replace it, or use the online "
+                                 "loader")
+        started = time.perf_counter()
+        files = write_import_files(Path(directory) if directory else config.home / "import" / "bulk", runs,
+                                   annotations, progress)
+        written = time.perf_counter()
+        # The database name goes first: --nodes and --relationships take any number of values and would swallow it.
+        arguments = ["database", "import", "full", DATABASE, "--overwrite-destination=true", "--id-type=integer",
+                     f"--array-delimiter={ARRAY_DELIMITER}", f"--report-file={files.directory / 'import.report'}",
+                     *files.arguments()]
+        claim.begin()
+        server.stop(config)
+        stopped = time.perf_counter()
+        log = files.directory / "neo4j-admin.log"
+        returncode = claim.run_importer(lambda output: server.start_admin(config, *arguments, output=output), log)
         imported = time.perf_counter()
-    finally:
+        if returncode != 0:
+            claim.discard()
+            server.start(config)
+            lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+            errors = [line for line in lines if "rror" in line or "Exception" in line] or lines or ["no output"]
+            raise AtlasError(f"neo4j-admin import failed: {errors[-1]} (log {log}); "
+                             f"database '{DATABASE}' is empty now")
+        claim.finish()
         server.start(config)
-    if result.returncode != 0:
-        lines = [line for line in (result.stderr or result.stdout).strip().splitlines() if line.strip()]
-        raise AtlasError(f"neo4j-admin import failed: {lines[-1] if lines else 'no output'} "
-                         f"(files in {files.directory})")
+    restarted = time.perf_counter()
     with connect() as graph:
         apply_schema(graph)
     finished = time.perf_counter()
     return BulkImportReport(files.rows, files.rows[AFFECTS.type], written - started, stopped - written,
-                            imported - stopped, finished - imported, str(files.directory))
+                            imported - stopped, restarted - imported, finished - restarted, str(files.directory))
