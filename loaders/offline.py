@@ -96,7 +96,11 @@ def _text(values: pa.Array) -> pa.Array:
 
 
 def _has_line_break(text: pa.Array) -> bool:
-    return pa.types.is_string(text.type) and bool(pc.any(pc.match_substring_regex(text, "[\\r\\n]")).as_py())
+    """Whether a string column holds a line break (searched in its value bytes: far cheaper than per value)."""
+    if not pa.types.is_string(text.type) or text.buffers()[2] is None:
+        return False
+    values = text.buffers()[2].to_pybytes()
+    return b"\n" in values or b"\r" in values
 
 
 class _CsvFile:

@@ -82,6 +82,22 @@ def test_offline_import_builds_the_same_graph_as_the_online_loaders(clean_graph,
     assert graph_digest(clean_graph) == online
 
 
+@pytest.mark.slow
+def test_a_value_with_line_breaks_is_imported_intact_and_only_its_file_parsed_as_multiline(clean_graph, inputs,
+                                                                                           tmp_path):
+    runs, rows = inputs
+    description = "first line\nsecond line\r\nthird"
+    term = rows.add_term("notes", "multi-line", description)
+    files = write_import_files(tmp_path / "import", [validate_run(runs[0])], rows)
+    assert files.multiline == [files.directory / "Term.csv"]
+    assert f"--multiline-fields={files.directory / 'Term.csv'}" in files.arguments()
+
+    bulk_import([validate_run(runs[0])], rows, force=True)
+    fresh_driver(clean_graph)
+    stored = clean_graph.read("MATCH (t:Term {id: $id}) RETURN t.description AS text", id=term)
+    assert stored == [{"text": description}]
+
+
 def test_offline_import_refuses_a_database_that_is_not_empty(clean_graph, inputs):
     runs, rows = inputs
     clean_graph.write("CREATE (:Term {id: 'keep:me', name: 'me', source: 'keep'})")
