@@ -3,9 +3,12 @@
 :func:`write_import_files` turns validated runs and :class:`~loaders.annotations.AnnotationRows` into one header
 file and one data file per label and relationship type, typed from :mod:`loaders.schema` (the same declaration
 the online loader and the constraints use), with the rows of :mod:`loaders.runs` and :mod:`loaders.annotations`.
-:func:`bulk_import` then stops the managed server, imports into the ``neo4j`` database (Community Edition has one
-user database, so importing means replacing it: refused when it is not empty unless forced), starts the server
-again and applies the schema. The resulting graph is the one the online loaders build from the same inputs.
+Nodes are numbered per label (``--id-type=integer``): edges name their endpoints by number, computed from the
+shards' feature columns without formatting a uid per edge. :func:`bulk_import` then stops the managed server,
+imports into the ``neo4j`` database (Community Edition has one user database, so importing means replacing it:
+refused when it is not empty unless forced), starts the server again and applies the schema. The resulting graph
+is the one the online loaders build from the same inputs. While it imports, the import holds the instance (see
+:mod:`atlas.db.offline_import`), so a kill at any point never leaves a half-written database served.
 """
 
 from __future__ import annotations
@@ -24,10 +27,30 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from atlas.db import server
+from atlas.db.offline_import import OfflineImportClaim
 from atlas.errors import AtlasError
 from loaders.annotations import AnnotationRows
-from loaders.runs import ValidatedRun, edge_columns, feature_rows, loaded_run_properties
-from loaders.schema import AFFECTS, ENRICHED_IN, FEATURE, GENE, MEMBER_OF, RUN, TERM, TOP_GENE, NodeType, shard_key
+from loaders.runs import (
+    ValidatedRun,
+    edge_endpoints,
+    edge_properties,
+    feature_keys,
+    feature_rows,
+    loaded_run_properties,
+)
+from loaders.schema import (
+    AFFECTS,
+    ENRICHED_IN,
+    FEATURE,
+    GENE,
+    MEMBER_OF,
+    RUN,
+    TERM,
+    TOP_GENE,
+    NodeType,
+    RelationshipType,
+    shard_key,
+)
 
 DATABASE = "neo4j"
 ARRAY_DELIMITER = ";"
@@ -47,13 +70,16 @@ class ImportFiles:
     nodes: dict[str, list[Path]] = field(default_factory=dict)
     relationships: dict[str, list[Path]] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
+    multiline: list[Path] = field(default_factory=list)  # data files with a line break inside a value
 
     def arguments(self) -> list[str]:
-        """The neo4j-admin arguments naming every file."""
+        """The neo4j-admin arguments naming every file (and, to keep parsing parallel, only those multiline)."""
         nodes = [f"--nodes={label}={','.join(map(str, paths))}" for label, paths in self.nodes.items()]
         relationships = [f"--relationships={kind}={','.join(map(str, paths))}"
                          for kind, paths in self.relationships.items()]
-        return nodes + relationships
+        multiline = (["--multiline-fields-format=v2", f"--multiline-fields={','.join(map(str, self.multiline))}"]
+                     if self.multiline else [])
+        return nodes + relationships + multiline
 
 
 def _text(values: pa.Array) -> pa.Array:
@@ -70,6 +96,14 @@ def _text(values: pa.Array) -> pa.Array:
     return values
 
 
+def _has_line_break(text: pa.Array) -> bool:
+    """Whether a string column holds a line break (searched in its value bytes: far cheaper than per value)."""
+    if not pa.types.is_string(text.type) or text.buffers()[2] is None:
+        return False
+    values = text.buffers()[2].to_pybytes()
+    return b"\n" in values or b"\r" in values
+
+
 class _CsvFile:
     """One data file of an import, written in chunks with typed columns; its header goes to a separate file."""
 
@@ -79,6 +113,7 @@ class _CsvFile:
         self.header_path.write_text(",".join(header) + "\n", encoding="utf-8")
         self.columns = columns
         self.rows = 0
+        self.multiline = False
         self._writer: pcsv.CSVWriter | None = None
 
     def write(self, data: dict[str, Any]) -> None:
@@ -86,6 +121,7 @@ class _CsvFile:
         length = len(next(iter(data.values())))
         arrays = [_text(pa.array(data[name], type) if name in data else pa.nulls(length, type))
                   for name, type in self.columns]
+        self.multiline = self.multiline or any(_has_line_break(array) for array in arrays)
         table = pa.table(arrays, names=[f"c{i}" for i in range(len(arrays))])
         if self._writer is None:
             self._writer = pcsv.CSVWriter(self.data_path, table.schema,
@@ -102,18 +138,23 @@ class _CsvFile:
         return [self.header_path, self.data_path]
 
 
+# Nodes are named in the files by integer ids (their row number, not stored: --id-type=integer), so relationship
+# endpoints are plain numbers the importer looks up without hashing strings; each key property is an ordinary column.
+NODE_ID, SOURCE, TARGET = ":node", ":source", ":target"
+
+
 def _node_file(directory: Path, node: NodeType) -> _CsvFile:
-    header, columns = [], []
+    header, columns = [f":ID({node.label})"], [(NODE_ID, pa.int64())]
     for name, kind in node.properties.items():
         admin_type, arrow_type = _TYPES[kind]
-        header.append(f"{name}:ID({node.label})" if name == node.key else f"{name}:{admin_type}")
+        header.append(f"{name}:{admin_type}")
         columns.append((name, arrow_type))
     return _CsvFile(directory, node.label, header, columns)
 
 
-def _relationship_file(directory: Path, relationship, source_label: str, target_label: str) -> _CsvFile:
-    header = [f":START_ID({source_label})", f":END_ID({target_label})"]
-    columns = [("source", pa.string()), ("target", pa.string())]
+def _relationship_file(directory: Path, relationship: RelationshipType) -> _CsvFile:
+    header = [f":START_ID({relationship.source})", f":END_ID({relationship.target})"]
+    columns = [(SOURCE, pa.int64()), (TARGET, pa.int64())]
     for name, kind in relationship.properties.items():
         admin_type, arrow_type = _TYPES[kind]
         header.append(f"{name}:{admin_type}")
@@ -126,10 +167,11 @@ def _columns(rows: Iterable[dict[str, Any]], names: Iterable[str]) -> dict[str, 
     return {name: [row.get(name) for row in rows] for name in names}
 
 
-def _pairs(relationships: dict[tuple[str, str], dict[str, Any]], names: Iterable[str]) -> dict[str, list[Any]]:
-    rows = [{"source": source, "target": target, **properties}
+def _pairs(relationships: dict[tuple[str, str], dict[str, Any]], names: Iterable[str],
+           source_ids: dict[str, int], target_ids: dict[str, int]) -> dict[str, list[Any]]:
+    rows = [{SOURCE: source_ids[source], TARGET: target_ids[target], **properties}
             for (source, target), properties in relationships.items()]
-    return _columns(rows, ["source", "target", *names])
+    return _columns(rows, [SOURCE, TARGET, *names])
 
 
 def _features(runs: list[ValidatedRun], annotations: AnnotationRows) -> list[dict[str, Any]]:
@@ -141,6 +183,20 @@ def _features(runs: list[ValidatedRun], annotations: AnnotationRows) -> list[dic
     for uid, row in annotations.features.items():
         features[uid] = {**features.get(uid, {}), **row}
     return list(features.values())
+
+
+def _affects(run: ValidatedRun, feature_ids: dict[str, int]) -> Iterable[tuple[int, dict[str, Any]]]:
+    """The AFFECTS columns of each shard of a run, endpoints as node ids, and the shard's edge count."""
+    keys = feature_keys(run.features[:, 0], run.features[:, 1])  # sorted: validate_run keeps them unique
+    node_ids = np.array([feature_ids[row["uid"]] for row in feature_rows(run)], dtype=np.int64)
+    for record in run.shards:
+        table = run.read(record)
+        sources, targets = edge_endpoints(run.manifest, table)
+        yield record.rows, {SOURCE: node_ids[np.searchsorted(keys, sources)],
+                            TARGET: node_ids[np.searchsorted(keys, targets)],
+                            "run": pa.repeat(pa.scalar(run.run_id), record.rows),
+                            "shard": pa.repeat(pa.scalar(shard_key(run.run_id, record.file)), record.rows),
+                            **edge_properties(run.manifest, table)}
 
 
 def write_import_files(
@@ -163,36 +219,35 @@ def write_import_files(
     def finish(kind: str, name: str, csv_file: _CsvFile) -> None:
         getattr(files, kind)[name] = csv_file.close()
         files.rows[name] = csv_file.rows
+        if csv_file.multiline:
+            files.multiline.append(csv_file.data_path)
 
+    node_ids: dict[str, dict[str, int]] = {}
     node_data = [
         (FEATURE, _features(runs, annotations)), (GENE, list(annotations.genes.values())),
         (TERM, list(annotations.terms.values())), (RUN, [loaded_run_properties(run) for run in runs]),
     ]
     for node, rows in node_data:
         csv_file = _node_file(directory, node)
+        node_ids[node.label] = {row[node.key]: position for position, row in enumerate(rows)}
         if rows:
-            csv_file.write(_columns(rows, node.properties))
+            csv_file.write({NODE_ID: np.arange(len(rows)), **_columns(rows, node.properties)})
         finish("nodes", node.label, csv_file)
 
-    affects = _relationship_file(directory, AFFECTS, "Feature", "Feature")
+    affects = _relationship_file(directory, AFFECTS)
     for run in runs:
-        for record in run.shards:
-            columns = edge_columns(run.manifest, run.read(record))
-            columns["run"] = np.full(record.rows, run.run_id, dtype=object)
-            columns["shard"] = np.full(record.rows, shard_key(run.run_id, record.file), dtype=np.int64)
-            affects.write({name: columns[name] for name in ("source", "target", *AFFECTS.properties)})
+        for edges, columns in _affects(run, node_ids[FEATURE.label]):
+            affects.write(columns)
             if progress is not None:
-                progress(record.rows)
+                progress(edges)
     finish("relationships", AFFECTS.type, affects)
 
-    for relationship, pairs, source, target in (
-        (TOP_GENE, annotations.top_genes, "Feature", "Gene"),
-        (ENRICHED_IN, annotations.enriched_in, "Feature", "Term"),
-        (MEMBER_OF, annotations.member_of, "Gene", "Term"),
-    ):
-        csv_file = _relationship_file(directory, relationship, source, target)
+    for relationship, pairs in ((TOP_GENE, annotations.top_genes), (ENRICHED_IN, annotations.enriched_in),
+                                (MEMBER_OF, annotations.member_of)):
+        csv_file = _relationship_file(directory, relationship)
         if pairs:
-            csv_file.write(_pairs(pairs, relationship.properties))
+            csv_file.write(_pairs(pairs, relationship.properties, node_ids[relationship.source],
+                                  node_ids[relationship.target]))
         finish("relationships", relationship.type, csv_file)
     return files
 
@@ -205,13 +260,15 @@ class BulkImportReport:
     edges: int
     seconds_write_files: float
     seconds_stop: float
-    seconds_import: float
-    seconds_start_and_schema: float
+    seconds_import: float  # the neo4j-admin process, JVM start to exit
+    seconds_start: float
+    seconds_schema: float
     import_directory: str
 
     @property
     def seconds(self) -> float:
-        return self.seconds_write_files + self.seconds_stop + self.seconds_import + self.seconds_start_and_schema
+        return (self.seconds_write_files + self.seconds_stop + self.seconds_import + self.seconds_start
+                + self.seconds_schema)
 
     @property
     def edges_per_second(self) -> float:
@@ -240,7 +297,10 @@ def bulk_import(
     """Replace the managed server's ``neo4j`` database by an import of these runs and annotations.
 
     Refused against a remote server (NEO4J_URI) and, unless ``force``, when the database holds any node. The
-    server is stopped for the import and started again; the schema (constraints, indexes) is applied after.
+    server is stopped for the import and started again; the schema (constraints, indexes) is applied after. The
+    import holds :class:`~atlas.db.offline_import.OfflineImportClaim`: a database an interrupted import left
+    half-written is replaced without asking (its orphan importer stopped first), and one a failed import left is
+    emptied.
     """
     from atlas.db.connection import connect
     from loaders.schema import apply_schema
@@ -252,32 +312,40 @@ def bulk_import(
         raise AtlasError(f"the offline import replaces database '{DATABASE}' (Community Edition has one user "
                          "database); unset NEO4J_DATABASE")
     config = server.ServerConfig.from_env()
-    server.start(config)
-    nodes = _node_count()
-    if nodes and not force:
-        raise AtlasError(f"database '{DATABASE}' on {config.bolt_uri} is not empty ({nodes:,} nodes); the offline "
-                         "import replaces it entirely: pass --force to replace it, or use the online loader")
-    started = time.perf_counter()
-    files = write_import_files(Path(directory) if directory else config.home / "import" / "bulk", runs,
-                               annotations, progress)
-    written = time.perf_counter()
-    # The database name goes first: --nodes and --relationships take any number of values and would swallow it.
-    arguments = ["database", "import", "full", DATABASE, "--overwrite-destination=true", "--multiline-fields=true",
-                 f"--array-delimiter={ARRAY_DELIMITER}", f"--report-file={files.directory / 'import.report'}",
-                 *files.arguments()]
-    server.stop(config)
-    stopped = time.perf_counter()
-    try:
-        result = server.run_admin(config, *arguments)
+    with OfflineImportClaim(config.home, [str(run.run_dir) for run in runs]) as claim:
+        if claim.interrupted is None:
+            server.start(config)
+            nodes = _node_count()
+            if nodes and not force:
+                raise AtlasError(f"database '{DATABASE}' on {config.bolt_uri} is not empty ({nodes:,} nodes); the "
+                                 "offline import replaces it entirely: pass --force to replace it, or use the online "
+                                 "loader")
+        started = time.perf_counter()
+        files = write_import_files(Path(directory) if directory else config.home / "import" / "bulk", runs,
+                                   annotations, progress)
+        written = time.perf_counter()
+        # The database name goes first: --nodes and --relationships take any number of values and would swallow it.
+        arguments = ["database", "import", "full", DATABASE, "--overwrite-destination=true", "--id-type=integer",
+                     f"--array-delimiter={ARRAY_DELIMITER}", f"--report-file={files.directory / 'import.report'}",
+                     *files.arguments()]
+        claim.begin()
+        server.stop(config)
+        stopped = time.perf_counter()
+        log = files.directory / "neo4j-admin.log"
+        returncode = claim.run_importer(lambda output: server.start_admin(config, *arguments, output=output), log)
         imported = time.perf_counter()
-    finally:
+        if returncode != 0:
+            claim.discard()
+            server.start(config)
+            lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+            errors = [line for line in lines if "rror" in line or "Exception" in line] or lines or ["no output"]
+            raise AtlasError(f"neo4j-admin import failed: {errors[-1]} (log {log}); "
+                             f"database '{DATABASE}' is empty now")
+        claim.finish()
         server.start(config)
-    if result.returncode != 0:
-        lines = [line for line in (result.stderr or result.stdout).strip().splitlines() if line.strip()]
-        raise AtlasError(f"neo4j-admin import failed: {lines[-1] if lines else 'no output'} "
-                         f"(files in {files.directory})")
+    restarted = time.perf_counter()
     with connect() as graph:
         apply_schema(graph)
     finished = time.perf_counter()
     return BulkImportReport(files.rows, files.rows[AFFECTS.type], written - started, stopped - written,
-                            imported - stopped, finished - imported, str(files.directory))
+                            imported - stopped, restarted - imported, finished - restarted, str(files.directory))

@@ -76,10 +76,7 @@ def validate_run(run_dir: str | Path, progress: Callable[[ShardRecord], None] | 
         table = read_shard(run_dir, record, manifest)
         keys.append(edge_keys(table))
         owners.append(np.full(table.num_rows, position, np.int32))
-        sources = table.column("source_feature").to_numpy()
-        features += [np.unique(_feature_keys(np.full(len(sources), manifest.source_layer), sources)),
-                     np.unique(_feature_keys(table.column("target_layer").to_numpy(),
-                                             table.column("target_feature").to_numpy()))]
+        features += [np.unique(endpoints) for endpoints in edge_endpoints(manifest, table)]
         if progress is not None:
             progress(record)
     if keys:
@@ -99,17 +96,22 @@ def _refuse_edges_in_two_shards(run_dir: Path, shards: list[ShardRecord], keys: 
                          f"({shards[first].file} and {shards[second].file})")
 
 
-def _feature_keys(layers: np.ndarray, indices: np.ndarray) -> np.ndarray:
+def feature_keys(layers: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """One int64 per (layer, feature index): a 1-D key sorts far faster than pairs."""
     return (layers.astype(np.int64) << 32) | indices.astype(np.int64)
 
 
-def uids(manifest: Manifest, layers: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Feature uids (an object array) for parallel arrays of layers and feature indices, formatted once per feature."""
-    keys, inverse = np.unique(_feature_keys(layers, indices), return_inverse=True)
+def key_uids(manifest: Manifest, keys: np.ndarray) -> np.ndarray:
+    """Feature uids (an object array) of feature keys of this run's model and SAE, formatted once per feature."""
+    distinct, inverse = np.unique(keys, return_inverse=True)
     names = np.array([feature_uid(manifest.model, manifest.sae, int(key >> 32), int(key & 0xFFFFFFFF))
-                      for key in keys], dtype=object)
+                      for key in distinct], dtype=object)
     return names[inverse.reshape(-1)]
+
+
+def uids(manifest: Manifest, layers: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Feature uids (an object array) for parallel arrays of layers and feature indices."""
+    return key_uids(manifest, feature_keys(layers, indices))
 
 
 def feature_rows(run: ValidatedRun) -> list[dict[str, Any]]:
@@ -119,25 +121,34 @@ def feature_rows(run: ValidatedRun) -> list[dict[str, Any]]:
              "sae": manifest.sae, "layer": int(layer), "index": int(index)} for layer, index in run.features]
 
 
-def edge_columns(manifest: Manifest, table: pa.Table) -> dict[str, np.ndarray]:
-    """AFFECTS columns of one shard: source and target uids, the statistics as float64/int64, and sign.
+def edge_endpoints(manifest: Manifest, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Source and target features of one shard's edges as int64 feature keys (see :func:`feature_keys`)."""
+    sources = table.column("source_feature").to_numpy()
+    return (feature_keys(np.full(len(sources), manifest.source_layer), sources),
+            feature_keys(table.column("target_layer").to_numpy(), table.column("target_feature").to_numpy()))
+
+
+def edge_properties(manifest: Manifest, table: pa.Table) -> dict[str, np.ndarray]:
+    """AFFECTS properties of one shard but ``run``: the statistics as float64/int64, and sign.
 
     ``q`` is None (no property) until the run is finalised; float32 values widen exactly to float64.
     """
-    rows = table.num_rows
-    source_layers = np.full(rows, manifest.source_layer, np.int64)
-    columns: dict[str, np.ndarray] = {
-        "source": uids(manifest, source_layers, table.column("source_feature").to_numpy()),
-        "target": uids(manifest, table.column("target_layer").to_numpy(), table.column("target_feature").to_numpy()),
-    }
+    columns: dict[str, np.ndarray] = {}
     for name in STATISTICS:
         if name in table.column_names:
             values = table.column(name).to_numpy()
             columns[name] = values.astype(np.int64 if name == "n" else np.float64)
         else:
-            columns[name] = np.full(rows, None, dtype=object)
+            columns[name] = np.full(table.num_rows, None, dtype=object)
     columns["sign"] = np.where(columns["mean"] > 0, EXCITATORY, INHIBITORY).astype(object)
     return columns
+
+
+def edge_columns(manifest: Manifest, table: pa.Table) -> dict[str, np.ndarray]:
+    """AFFECTS columns of one shard: source and target uids plus :func:`edge_properties`."""
+    sources, targets = edge_endpoints(manifest, table)
+    return {"source": key_uids(manifest, sources), "target": key_uids(manifest, targets),
+            **edge_properties(manifest, table)}
 
 
 def edge_rows(columns: dict[str, np.ndarray], start: int, stop: int) -> list[list[Any]]:

@@ -53,7 +53,9 @@ def test_import_files_are_typed_from_the_schema(tmp_path, inputs):
     header = (files.directory / "AFFECTS.header.csv").read_text().strip().split(",")
     assert header[:2] == [":START_ID(Feature)", ":END_ID(Feature)"]
     assert {"d:double", "n:long", "run:string", "sign:string", "q:double"} <= set(header)
-    assert (files.directory / "Run.header.csv").read_text().startswith("id:ID(Run),")
+    # Nodes are named by integer row ids (not stored); the key is an ordinary typed property.
+    assert (files.directory / "Run.header.csv").read_text().startswith(":ID(Run),id:string,")
+    assert files.multiline == [] and not any("multiline" in argument for argument in files.arguments())
     assert "downstream_layers:long[]" in (files.directory / "Run.header.csv").read_text()
     assert files.rows["AFFECTS"] == sum(validate_run(run).edge_count for run in runs)
     assert files.rows["Feature"] >= len(rows.features)
@@ -78,6 +80,22 @@ def test_offline_import_builds_the_same_graph_as_the_online_loaders(clean_graph,
     # The imported run behaves like an online-loaded one: a rerun of the online loader writes nothing.
     assert ingest_run(clean_graph, runs[0]).edges_written == 0
     assert graph_digest(clean_graph) == online
+
+
+@pytest.mark.slow
+def test_a_value_with_line_breaks_is_imported_intact_and_only_its_file_parsed_as_multiline(clean_graph, inputs,
+                                                                                           tmp_path):
+    runs, rows = inputs
+    description = "first line\nsecond line\r\nthird"
+    term = rows.add_term("notes", "multi-line", description)
+    files = write_import_files(tmp_path / "import", [validate_run(runs[0])], rows)
+    assert files.multiline == [files.directory / "Term.csv"]
+    assert f"--multiline-fields={files.directory / 'Term.csv'}" in files.arguments()
+
+    bulk_import([validate_run(runs[0])], rows, force=True)
+    fresh_driver(clean_graph)
+    stored = clean_graph.read("MATCH (t:Term {id: $id}) RETURN t.description AS text", id=term)
+    assert stored == [{"text": description}]
 
 
 def test_offline_import_refuses_a_database_that_is_not_empty(clean_graph, inputs):

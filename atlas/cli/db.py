@@ -21,15 +21,24 @@ def db() -> None:
 
 @db.command()
 @click.option("--timeout", default=180, show_default=True, help="Seconds to wait for Bolt to answer.")
-def start(timeout: int) -> None:
+@click.option("--discard-interrupted-import", "discard", is_flag=True,
+              help="After an interrupted `atlas ingest --offline`: start with database 'neo4j' empty instead.")
+def start(timeout: int, discard: bool) -> None:
     """Start the managed server in the background (fetches Neo4j + GDS from Maven Central on first use).
 
+    Refuses to serve a database that an interrupted offline import left half-written: rerun that import, or
+    discard it.
+
     \b
-    Example:
+    Examples:
       ATLAS_NEO4J_HEAP=2g atlas db start
+      atlas db start --discard-interrupted-import
     """
     from atlas.db import server
+    from atlas.db.offline_import import discard_interrupted
 
+    if discard and discard_interrupted(server.ServerConfig.from_env().home):
+        click.echo("discarded the database an interrupted offline import left incomplete", err=True)
     config = server.start(timeout=timeout, progress=lambda message: click.echo(message, err=True))
     click.echo(f"Neo4j is running: {config.bolt_uri} (browser http://{config.listen_address}:{config.http_port}, "
                f"user neo4j, password in {config.password_file})")

@@ -16,6 +16,7 @@ import pytest
 
 from atlas.db import server
 from atlas.db.connection import Graph
+from atlas.db.offline_import import discard_interrupted, importer_pids, read_marker
 from atlas.runformat import read_manifest
 from loaders.lock import load_lock
 from loaders.online import IngestReport, ingest_run, run_state
@@ -154,6 +155,57 @@ def test_an_offline_import_killed_while_writing_its_files_reruns_to_the_online_g
     fresh_driver(graph)  # the session's driver holds bookmarks of the database the import replaced
     assert result.returncode == 0, result.stderr
     assert graph_checksum(graph) == reference
+
+
+@pytest.fixture
+def managed(graph: Graph) -> server.ServerConfig:
+    """The managed server's config (skip otherwise); afterwards no interrupted import is left and the server runs."""
+    config = server.ServerConfig.from_env()
+    if os.environ.get("NEO4J_URI") or not server.running_pid(config):
+        pytest.skip("the offline import needs the managed server")
+    yield config
+    discard_interrupted(config.home)
+    server.start(config)
+    fresh_driver(graph)
+
+
+def _kill_while_neo4j_admin_imports(graph: Graph, config: server.ServerConfig, *runs: Path) -> None:
+    """SIGKILL `atlas ingest --offline` once its neo4j-admin child is importing, and check what that leaves."""
+    wipe(graph)
+    log = config.home / "import" / "bulk" / "neo4j-admin.log"
+    log.unlink(missing_ok=True)
+    crash = kill_when(["ingest", "--offline", *runs], lambda _: (
+        log.exists() and "Importing the contents" in log.read_text(errors="replace") and importer_pids(config.home)))
+    assert crash.killed, crash.stderr[-300:]
+    assert importer_pids(config.home)  # the importer outlived the ingest: whoever comes next must not race it
+    assert server.running_pid(config) is None and read_marker(config.home) is not None
+
+
+@pytest.mark.slow
+def test_an_offline_import_killed_while_neo4j_admin_imports_reruns_to_the_online_graph(graph, small_run, crash_run,
+                                                                                        reference, managed):
+    _kill_while_neo4j_admin_imports(graph, managed, small_run, crash_run)
+    result = run_atlas("ingest", "--offline", small_run, crash_run, "--quiet", timeout=900)
+    fresh_driver(graph)
+    assert result.returncode == 0, result.stderr
+    assert importer_pids(managed.home) == [] and read_marker(managed.home) is None
+    assert graph_checksum(graph) == reference
+
+
+@pytest.mark.slow
+def test_db_start_after_an_offline_import_killed_in_neo4j_admin_stops_the_orphan_and_refuses_in_one_line(
+        graph, small_run, crash_run, managed):
+    _kill_while_neo4j_admin_imports(graph, managed, small_run, crash_run)
+    result = run_atlas("db", "start")
+    assert result.returncode == 1 and len(error_lines(result.stderr)) == 1, result.stderr
+    assert "interrupted" in result.stderr and f"atlas ingest --offline {small_run} {crash_run}" in result.stderr
+    assert importer_pids(managed.home) == [] and server.running_pid(managed) is None
+    assert run_atlas("db", "start").returncode == 1  # still refused: the half-written store is never served
+
+    result = run_atlas("db", "start", "--discard-interrupted-import")
+    assert result.returncode == 0, result.stderr
+    fresh_driver(graph)
+    assert read_marker(managed.home) is None and graph_checksum(graph).nodes == {}
 
 
 LOCK = "MATCH (lock:LoadLock {run: $run}) RETURN properties(lock) AS lock"
