@@ -1,19 +1,27 @@
 """The online edge loader: a validated run into a live Neo4j (managed server, any NEO4J_URI, a cluster) over Bolt.
 
 Exactly once per shard: the Run node lists the shards whose edges are all in the graph, and the shard's last batch
-of edges commits in the same transaction that adds it to that list. Before a shard's first batch the Run node
-records it as ``loading_shard``; a load that stops half-way leaves that mark, and the next load deletes the edges
-of exactly that shard (by their keys) before writing it again. Each batch also advances ``loading_offset`` and
-only writes when the offset is where it expects, so a transaction retried after a commit whose answer was lost
-(a dropped connection, a cluster leader change) writes nothing twice. A rerun after success writes nothing.
-Every statement is a managed write transaction (retried on transient errors, routed to the leader on a cluster),
-except the batched delete of a run, which must auto-commit.
+of edges commits in the same transaction that adds it to that list. Before a shard's first batch a ShardLoad node
+marks it as being written; a load that stops half-way leaves the marks of the shards it was writing, and the next
+load deletes the edges of exactly those shards (by their keys) before writing them again. Each batch also advances
+its mark's offset and only writes when the offset is where it expects, so a transaction retried after a commit
+whose answer was lost (a dropped connection, a cluster leader change) writes nothing twice. A rerun after success
+writes nothing. Every statement is a managed write transaction (retried on transient errors, routed to the leader
+on a cluster), except the batched delete of a run, which must auto-commit.
+
+Speed (benchmarks/bench_ingest.py): the server's work per edge is mostly the commit (record and index updates),
+so the client keeps two shards in flight (``streams``): while one transaction commits, the next batch of another
+shard executes. Shards have disjoint source features and one mark each, so the streams share no lock but the
+Run node's, taken once per shard. Edges name their features by elementId, looked up once per load, instead of two
+unique-index seeks (which also take locks) per edge.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +33,10 @@ from atlas.db.connection import Graph
 from atlas.errors import AtlasError
 from atlas.runformat import ShardRecord
 from loaders.runs import (
+    STATISTICS,
     ValidatedRun,
     check_identity,
     edge_columns,
-    edge_rows,
     feature_rows,
     final_status,
     run_properties,
@@ -39,6 +47,8 @@ from loaders.schema import apply_schema
 # Measured on this 2-core machine (benchmarks/bench_ingest.py): 10k-20k edges per transaction is the plateau;
 # larger batches only grow the server's transaction state.
 DEFAULT_BATCH_SIZE = 10_000
+# Shards in flight at once: two keep both cores of a small server busy (one batch executes while another commits).
+DEFAULT_STREAMS = 2
 FEATURE_BATCH_SIZE = 5_000
 Progress = Callable[[int, int], None]  # (edges written so far, edges to write in all)
 
@@ -52,7 +62,7 @@ class IngestReport:
     shards_loaded: list[str] = field(default_factory=list)
     shards_already_loaded: list[str] = field(default_factory=list)
     shards_incomplete: list[str] = field(default_factory=list)
-    recovered_shard: str | None = None
+    recovered_shards: list[str] = field(default_factory=list)
     edges_removed_in_recovery: int = 0
     edges_written: int = 0
     seconds: float = 0.0
@@ -75,17 +85,39 @@ def run_state(graph: Graph, run_id: str) -> dict[str, Any] | None:
     return graph.read(_statement("ingest_run_state"), run=run_id)[0]["run"]
 
 
+def shard_marks(graph: Graph, run_id: str) -> dict[str, int]:
+    """The shards of a run whose load started and did not finish, with the rows of each already committed."""
+    return _offsets(graph.read(_statement("ingest_shard_marks"), run=run_id))
+
+
+def _offsets(marks: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    return {mark["shard"]: mark["offset"] for mark in marks}
+
+
+def _mark_id(run_id: str, shard: str) -> str:
+    return f"{run_id}/{shard}"  # shard files are plain names, so no two (run, shard) pairs share an id
+
+
 def merge_features(graph: Graph, rows: list[dict[str, Any]], batch_size: int = FEATURE_BATCH_SIZE) -> None:
     """MERGE Feature nodes by uid in batches; properties are set only on creation."""
     for start in range(0, len(rows), batch_size):
         graph.write(_statement("ingest_features"), features=rows[start:start + batch_size])
 
 
-def _remove_interrupted_shard(graph: Graph, run: ValidatedRun, state: dict[str, Any], batch_size: int) -> int:
-    """Delete the edges a stopped load of ``state['loading_shard']`` wrote; return how many."""
-    record = run.shard(state["loading_shard"])
-    if record is None or record.sha256 != state.get("loading_sha256"):
-        raise AtlasError(f"run {run.run_id}: a load of shard {state['loading_shard']} stopped half-way and "
+def feature_ids(graph: Graph, uids: list[str], batch_size: int = FEATURE_BATCH_SIZE) -> dict[str, str]:
+    """uid -> elementId of existing Feature nodes."""
+    ids = {}
+    for start in range(0, len(uids), batch_size):
+        rows = graph.read(_statement("ingest_feature_ids"), uids=uids[start:start + batch_size])
+        ids.update((row["uid"], row["id"]) for row in rows)
+    return ids
+
+
+def _remove_interrupted_shard(graph: Graph, run: ValidatedRun, mark: dict[str, Any], batch_size: int) -> int:
+    """Delete the edges a stopped load of ``mark['shard']`` wrote, then its mark; return how many edges."""
+    record = run.shard(mark["shard"])
+    if record is None or record.sha256 != mark["sha256"]:
+        raise AtlasError(f"run {run.run_id}: a load of shard {mark['shard']} stopped half-way and "
                          f"{run.run_dir} no longer has that exact shard; delete the run "
                          f"(atlas ingest --delete {run.run_id}) and load it again")
     columns = edge_columns(run.manifest, run.read(record))
@@ -95,32 +127,84 @@ def _remove_interrupted_shard(graph: Graph, run: ValidatedRun, state: dict[str, 
     for start in range(0, len(keys), batch_size):
         removed += graph.write_transaction(lambda tx, rows=keys[start:start + batch_size]: tx.run(
             _statement("ingest_shard_cleanup"), run=run.run_id, rows=rows).single()["deleted"])
-    graph.write(_statement("ingest_run_finish"), run=run.run_id, status="loading")
+    graph.write(_statement("ingest_shard_unmark"), mark=mark["id"])
     return removed
 
 
-def _load_shard(graph: Graph, run: ValidatedRun, record: ShardRecord, batch_size: int,
-                advance: Callable[[int], None]) -> None:
-    """Write one shard's edges in batches; the last batch also marks the shard loaded (one transaction)."""
-    columns = edge_columns(run.manifest, run.read(record))
-    rows = record.rows
-    graph.write(_statement("ingest_shard_begin"), run=run.run_id, shard=record.file, sha256=record.sha256)
-    for start in range(0, rows, batch_size):
-        stop = min(rows, start + batch_size)
-        batch = edge_rows(columns, start, stop)
-        last = stop == rows
+def edge_batch(columns: dict[str, Any], ids: dict[str, str], start: int, stop: int) -> dict[str, list[Any]]:
+    """The parameters of ingest_edges.cypher for rows ``start:stop`` of a shard: one list per column."""
+    batch = {name: columns[name][start:stop].tolist() for name in (*STATISTICS, "sign")}
+    batch["source"] = [ids[uid] for uid in columns["source"][start:stop].tolist()]
+    batch["target"] = [ids[uid] for uid in columns["target"][start:stop].tolist()]
+    return batch
 
-        def work(tx: ManagedTransaction, batch: list[list[Any]] = batch, start: int = start, last: bool = last) -> None:
-            tx.run(_statement("ingest_edges"), run=run.run_id, shard=record.file, offset=start, rows=batch).consume()
+
+def _batches(run: ValidatedRun, record: ShardRecord, ids: dict[str, str], batch_size: int
+             ) -> Iterator[tuple[int, dict[str, list[Any]]]]:
+    columns = edge_columns(run.manifest, run.read(record))
+    for start in range(0, record.rows, batch_size):
+        yield start, edge_batch(columns, ids, start, min(record.rows, start + batch_size))
+
+
+def _load_shard(graph: Graph, run: ValidatedRun, record: ShardRecord, ids: dict[str, str], batch_size: int,
+                advance: Callable[[int], None], stop: threading.Event) -> None:
+    """Write one shard's edges in batches; the last batch also marks the shard loaded (one transaction)."""
+    mark = _mark_id(run.run_id, record.file)
+    order = [shard.file for shard in run.shards]
+    checksums = [shard.sha256 for shard in run.shards]
+    graph.write(_statement("ingest_shard_begin"), mark=mark, run=run.run_id, shard=record.file,
+                sha256=record.sha256)
+    for start, batch in _batches(run, record, ids, batch_size):
+        if stop.is_set():
+            return
+        size = len(batch["d"])
+        last = start + size == record.rows
+
+        def work(tx: ManagedTransaction, batch: dict[str, list[Any]] = batch, start: int = start,
+                 size: int = size, last: bool = last) -> None:
+            answer = tx.run(_statement("ingest_edges"), mark=mark, offset=start, run=run.run_id, **batch).single()
+            if answer is None:  # the fence turned the batch away
+                if _offsets(tx.run(_statement("ingest_shard_marks"), run=run.run_id)).get(
+                        record.file, record.rows) >= start + size:
+                    return  # a replay of a batch whose commit went through
+                raise AtlasError(f"run {run.run_id}: shard {record.file} is being written by another load; is "
+                                 "another `atlas ingest` loading this run? Run it again alone to recover")
+            if answer["written"] != size:  # raising rolls the batch back
+                raise AtlasError(f"run {run.run_id}: feature nodes of shard {record.file} disappeared during the "
+                                 "load (deleted meanwhile?); run the load again")
             if last:
-                tx.run(_statement("ingest_shard_finish"), run=run.run_id, shard=record.file,
-                       sha256=record.sha256, rows=rows).consume()
+                tx.run(_statement("ingest_shard_finish"), run=run.run_id, mark=mark, shard=record.file,
+                       rows=record.rows, order=order, checksums=checksums).consume()
 
         graph.write_transaction(work)
-        advance(stop - start)
+        advance(size)
     if record.file not in ((run_state(graph, run.run_id) or {}).get("shards") or []):
         raise AtlasError(f"run {run.run_id}: shard {record.file} was written but not recorded as loaded; is another "
                          "`atlas ingest` loading this run? Run it again alone to recover")
+
+
+def _load_shards(graph: Graph, run: ValidatedRun, pending: list[ShardRecord], ids: dict[str, str],
+                 batch_size: int, streams: int, advance: Callable[[int], None]) -> None:
+    """Load ``pending`` shards, ``streams`` at a time in manifest order; the first failure stops every stream."""
+    queue = iter(pending)
+    lock, stop = threading.Lock(), threading.Event()
+
+    def stream() -> None:
+        while not stop.is_set():
+            with lock:
+                record = next(queue, None)
+            if record is None:
+                return
+            _load_shard(graph, run, record, ids, batch_size, advance, stop)
+
+    with ThreadPoolExecutor(max_workers=streams, thread_name_prefix="ingest") as pool:
+        futures = [pool.submit(stream) for _ in range(min(streams, len(pending)))]
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+        finally:
+            stop.set()  # also on Ctrl-C in this thread: the other streams stop after their current batch
+        for future in futures:
+            future.result()
 
 
 def ingest_run(
@@ -128,45 +212,55 @@ def ingest_run(
     run: ValidatedRun | str | Path,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    streams: int = DEFAULT_STREAMS,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Load a run's complete shards that are not in the graph yet, exactly once each, and return what happened.
 
     ``run`` is a run directory (validated here, before anything is written) or a :class:`ValidatedRun`.
+    ``streams`` shards load concurrently, each in its own transactions.
     """
     if batch_size < 1:
         raise AtlasError(f"batch size must be at least 1, got {batch_size}")
+    if streams < 1:
+        raise AtlasError(f"streams must be at least 1, got {streams}")
     started = time.perf_counter()
     run = run if isinstance(run, ValidatedRun) else validate_run(run)
     apply_schema(graph)  # MERGE of features and runs relies on the uniqueness constraints
     report = IngestReport(run.run_id, status="", shards_incomplete=[record.file for record in run.incomplete])
     state = run_state(graph, run.run_id) or {}
     check_identity(run, state)
+    marks = graph.read(_statement("ingest_shard_marks"), run=run.run_id)
     loaded = list(state.get("shards") or [])
     report.shards_already_loaded = [record.file for record in run.shards if record.file in loaded]
     pending = [record for record in run.shards if record.file not in loaded]
     status = final_status(run, loaded)
-    if not pending and not state.get("loading_shard") and state.get("status") == status:
+    if not pending and not marks and state.get("status") == status:
         report.status = status
         report.seconds = time.perf_counter() - started
         return report  # everything is in: a rerun writes nothing
 
     graph.write(_statement("ingest_run_begin"), run=run.run_id, properties=run_properties(run.manifest))
-    if state.get("loading_shard"):
-        report.recovered_shard = state["loading_shard"]
-        report.edges_removed_in_recovery = _remove_interrupted_shard(graph, run, state, batch_size)
-    merge_features(graph, feature_rows(run))
-    total, written = sum(record.rows for record in pending), 0
+    for mark in marks:
+        report.recovered_shards.append(mark["shard"])
+        report.edges_removed_in_recovery += _remove_interrupted_shard(graph, run, mark, batch_size)
+    features = feature_rows(run)
+    merge_features(graph, features)
+    ids = feature_ids(graph, [row["uid"] for row in features])
+    if len(ids) != len(features):
+        raise AtlasError(f"run {run.run_id}: {len(features) - len(ids)} feature nodes disappeared right after they "
+                         "were written (deleted meanwhile?); run the load again")
+    total, written, lock = sum(record.rows for record in pending), 0, threading.Lock()
 
     def advance(count: int) -> None:
         nonlocal written
-        written += count
-        if progress is not None:
-            progress(written, total)
+        with lock:
+            written += count
+            if progress is not None:
+                progress(written, total)
 
-    for record in pending:
-        _load_shard(graph, run, record, batch_size, advance)
-        report.shards_loaded.append(record.file)
+    _load_shards(graph, run, pending, ids, batch_size, streams, advance)
+    report.shards_loaded = [record.file for record in pending]
     report.edges_written = written
     report.status = final_status(run, loaded + report.shards_loaded)
     graph.write(_statement("ingest_run_finish"), run=run.run_id, status=report.status)

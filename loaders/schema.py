@@ -51,12 +51,14 @@ RUN = NodeType(
     {"id": "str", "kind": "str", "model": "str", "sae": "str", "source_layer": "int",
      "downstream_layers": "int[]", "n_cells": "int", "thresholds": "str", "created_at": "str", "status": "str",
      # loader bookkeeping (loaders.runs): status is loading | partial | loaded; shards lists the shard files whose
-     # edges are all in the graph (with their SHA-256), loading_shard the one a load was writing when it stopped
-     # and loading_offset how many of its rows were committed.
+     # edges are all in the graph (with their SHA-256), in manifest order.
      "cell_set_digest": "str", "code_version": "str", "trace_status": "str", "edge_count": "int",
-     "shards": "str[]", "shard_checksums": "str[]", "loading_shard": "str", "loading_sha256": "str",
-     "loading_offset": "int"},
+     "shards": "str[]", "shard_checksums": "str[]"},
 )
+# The online loader's mark of one shard being written (loaders.online): how many of its rows are committed. It
+# exists from the shard's first batch until its last; one left behind names a shard a stopped load must clean.
+# One node per shard (not properties of the Run node) so that shards load concurrently without sharing a lock.
+SHARD_LOAD = NodeType("ShardLoad", "id", {"id": "str", "run": "str", "shard": "str", "sha256": "str", "offset": "int"})
 INTERACTION = NodeType(
     "Interaction", "id",
     {"id": "str", "run": "str", "order": "int",
@@ -75,7 +77,7 @@ STEERING = NodeType(
      "mean_ds": "float", "std_ds": "float", "top_up": "str[]", "top_down": "str[]"},
     indexed=("run", "feature"),
 )
-NODE_TYPES = (FEATURE, GENE, TERM, RUN, INTERACTION, STEERING)
+NODE_TYPES = (FEATURE, GENE, TERM, RUN, SHARD_LOAD, INTERACTION, STEERING)
 
 AFFECTS = RelationshipType(
     "AFFECTS", "Feature", "Feature",
