@@ -9,12 +9,13 @@ whose answer was lost (a dropped connection, a cluster leader change) writes not
 writes nothing. Every statement is a managed write transaction (retried on transient errors, routed to the leader
 on a cluster), except the batched delete of a run, which must auto-commit.
 
-Speed (benchmarks/bench_ingest.py): the server's work per edge is mostly the commit (record and index updates),
-so the client keeps two shards in flight (``streams``): while one transaction commits, the next batch of another
-shard executes. Shards have disjoint source features and one mark each, so the streams share no bookkeeping lock
-but the Run node's, taken once per shard (a profile showed no lock waits at the target features they share;
-deadlocks would be transient errors, retried). Edges name their features by elementId, looked up once per load,
-instead of two unique-index seeks (which also take locks) per edge.
+Speed (benchmarks/bench_ingest.py): edges name their features by elementId, looked up once per load, instead of
+two unique-index seeks (which also take locks) per edge; a batch's parameters are parallel columns. The rest of
+the server's work per edge is mostly the commit (record and index updates). ``streams`` > 1 loads several shards
+concurrently (shards have disjoint source features and one mark each, so the streams share no bookkeeping lock
+but the Run node's, taken once per shard; a profile showed no lock waits at the target features they share, and a
+deadlock would be a transient error, retried). On the shared 2-core machine of the benchmark two streams were no
+faster than one (no spare core), so one is the default; a server with cores to spare can take more.
 """
 
 from __future__ import annotations
@@ -45,11 +46,13 @@ from loaders.runs import (
 )
 from loaders.schema import apply_schema
 
-# Measured on this 2-core machine (benchmarks/bench_ingest.py): 10k-20k edges per transaction is the plateau;
-# larger batches only grow the server's transaction state.
+# Measured on this 2-core machine (benchmarks/bench_ingest.py sweep) with the earlier uid-seek statement: 10k-20k
+# edges per transaction is the plateau; larger batches only grow the server's transaction state. Not re-swept since
+# edges name features by elementId (the per-edge work changed, the per-transaction overhead did not).
 DEFAULT_BATCH_SIZE = 10_000
-# Shards in flight at once: two keep both cores of a small server busy (one batch executes while another commits).
-DEFAULT_STREAMS = 2
+# Shards in flight at once. Measured at a third of the reference run on this 2-core machine (shared, load 2.5-4):
+# two streams 18.8k-26.1k edges/s against one stream 23.4k-26.6k, alternated in one session.
+DEFAULT_STREAMS = 1
 FEATURE_BATCH_SIZE = 5_000
 Progress = Callable[[int, int], None]  # (edges written so far, edges to write in all)
 
