@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the fault helper
 
 from atlas.db.connection import Graph, connect  # noqa: E402
 from benchmarks.synthetic import make_synthetic_run  # noqa: E402
-from loaders.online import delete_run, ingest_run, run_state  # noqa: E402
+from loaders.online import delete_run, ingest_run, run_state, shard_marks  # noqa: E402
 from loaders.schema import apply_schema  # noqa: E402
 from tests.conftest import wipe  # noqa: E402
 from tests.reliability.processes import kill_when, run_atlas  # noqa: E402
@@ -79,7 +79,7 @@ class Soak:
         if run in self.loaded:
             seen = run_digest(self.graph, run_id)
             state = run_state(self.graph, run_id) or {}
-            if seen != self.reference[run_id] or state.get("status") != "loaded" or "loading_shard" in state:
+            if seen != self.reference[run_id] or state.get("status") != "loaded" or shard_marks(self.graph, run_id):
                 self.inconsistencies.append(f"{run_id}: {seen[0]} edges, status {state.get('status')}, digest "
                                             f"{'equal' if seen == self.reference[run_id] else 'DIFFERENT'}")
         elif self.edges(run_id) or run_state(self.graph, run_id) is not None:
@@ -99,7 +99,7 @@ class Soak:
             self.log(f"load {run_id}: {'killed' if killed else 'finished before'} at >= {target} of {total} edges")
             report = ingest_run(self.graph, run, batch_size=BATCH)
             self.counts["resumes"] += 1
-            self.log(f"  resume: {report.edges_written} edges written, recovered shard {report.recovered_shard}")
+            self.log(f"  resume: {report.edges_written} edges written, recovered shards {report.recovered_shards}")
         else:
             result = run_atlas("ingest", run, "--batch-size", BATCH, "--quiet")
             self.log(f"load {run_id}: exit {result.returncode}")

@@ -151,12 +151,6 @@ def edge_columns(manifest: Manifest, table: pa.Table) -> dict[str, np.ndarray]:
             **edge_properties(manifest, table)}
 
 
-def edge_rows(columns: dict[str, np.ndarray], start: int, stop: int) -> list[list[Any]]:
-    """Rows ``[source, target, d, mean, std, consistency, n, p, q, sign]`` (the order ingest_edges.cypher reads)."""
-    names = ("source", "target", *STATISTICS, "sign")
-    return [list(row) for row in zip(*(columns[name][start:stop].tolist() for name in names), strict=True)]
-
-
 def run_properties(manifest: Manifest) -> dict[str, Any]:
     """The Run node's properties that come from the manifest (thresholds as sorted JSON text)."""
     return {

@@ -52,13 +52,16 @@ RUN = NodeType(
     {"id": "str", "kind": "str", "model": "str", "sae": "str", "source_layer": "int",
      "downstream_layers": "int[]", "n_cells": "int", "thresholds": "str", "created_at": "str", "status": "str",
      # loader bookkeeping (loaders.runs): status is loading | partial | loaded | deleting; shards lists the shard
-     # files whose edges are all in the graph (with their SHA-256), loading_shard the one a load was writing when it
-     # stopped and loading_offset how many of its rows were committed. visible holds the shard keys (shard_key)
-     # whose edges readers may count: a shard joins it in a transaction of its own, after all its edges committed.
+     # files whose edges are all in the graph (with their SHA-256), in manifest order. visible holds the shard keys
+     # (shard_key) whose edges readers may count: a shard joins it in a transaction of its own, after all its edges
+     # committed.
      "cell_set_digest": "str", "code_version": "str", "trace_status": "str", "edge_count": "int",
-     "shards": "str[]", "shard_checksums": "str[]", "loading_shard": "str", "loading_sha256": "str",
-     "loading_offset": "int", "visible": "int[]"},
+     "shards": "str[]", "shard_checksums": "str[]", "visible": "int[]"},
 )
+# The online loader's mark of one shard being written (loaders.online): how many of its rows are committed. It
+# exists from the shard's first batch until its last; one left behind names a shard a stopped load must clean.
+# One node per shard (not properties of the Run node) so that shards load concurrently without sharing a lock.
+SHARD_LOAD = NodeType("ShardLoad", "id", {"id": "str", "run": "str", "shard": "str", "sha256": "str", "offset": "int"})
 INTERACTION = NodeType(
     "Interaction", "id",
     {"id": "str", "run": "str", "order": "int",
@@ -80,7 +83,7 @@ STEERING = NodeType(
 # Held while one writer loads or deletes a run (loaders.lock); it exists only while that writer runs.
 LOAD_LOCK = NodeType("LoadLock", "run", {"run": "str", "holder": "str", "host": "str", "pid": "int",
                                          "operation": "str", "since": "str"})
-NODE_TYPES = (FEATURE, GENE, TERM, RUN, INTERACTION, STEERING, LOAD_LOCK)
+NODE_TYPES = (FEATURE, GENE, TERM, RUN, SHARD_LOAD, INTERACTION, STEERING, LOAD_LOCK)
 
 AFFECTS = RelationshipType(
     "AFFECTS", "Feature", "Feature",

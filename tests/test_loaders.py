@@ -18,8 +18,8 @@ from atlas.errors import AtlasError
 from atlas.runformat import read_manifest, write_manifest, write_shard
 from benchmarks.synthetic import make_synthetic_run
 from loaders.digest import graph_digest
-from loaders.online import delete_run, ingest_run, run_state
-from loaders.runs import edge_columns, edge_rows, validate_run
+from loaders.online import delete_run, edge_batch, feature_ids, ingest_run, run_state, shard_marks
+from loaders.runs import edge_columns, validate_run
 from loaders.schema import AFFECTS, feature_uid, shard_key
 
 pytestmark = pytest.mark.neo4j
@@ -132,23 +132,51 @@ def test_a_shard_interrupted_half_way_is_cleaned_and_reloaded(clean_graph, run_d
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        ingest_run(clean_graph, run_dir, batch_size=100, progress=stop_in_second_shard)
+        ingest_run(clean_graph, run_dir, batch_size=100, streams=1, progress=stop_in_second_shard)
     manifest = read_manifest(run_dir)
     state = run_state(clean_graph, manifest.run_id)
-    assert state["loading_shard"] == manifest.shards[1].file
-    assert state["shards"] == [manifest.shards[0].file]
     partial = len(graph_edges(clean_graph, manifest.run_id))
+    assert shard_marks(clean_graph, manifest.run_id) == {manifest.shards[1].file: partial - first_shard_rows}
+    assert state["shards"] == [manifest.shards[0].file]
     assert first_shard_rows < partial < first_shard_rows + manifest.shards[1].rows
     assert visible_edges(clean_graph, manifest.run_id) == first_shard_rows  # readers never see the half shard
 
     report = ingest_run(clean_graph, run_dir, batch_size=100)
-    assert report.recovered_shard == manifest.shards[1].file
+    assert report.recovered_shards == [manifest.shards[1].file]
     assert report.edges_removed_in_recovery == partial - first_shard_rows
     assert report.shards_already_loaded == [manifest.shards[0].file]
     loaded = graph_edges(clean_graph, manifest.run_id)
     assert len(loaded) == len(dict(loaded)) == len(shard_edges(run_dir))  # no duplicate, nothing missing
     assert dict(loaded) == shard_edges(run_dir)
-    assert "loading_shard" not in run_state(clean_graph, manifest.run_id)
+    assert shard_marks(clean_graph, manifest.run_id) == {}
+
+
+def test_two_shards_interrupted_together_are_both_cleaned_and_reloaded(clean_graph, run_dir):
+    manifest = read_manifest(run_dir)
+    rows = {record.file: record.rows for record in manifest.shards}
+
+    def stop_with_two_shards_half_written(written: int, total: int) -> None:
+        # Both at least two batches from their end: the other stream's batch in flight cannot finish its shard.
+        marks = shard_marks(clean_graph, manifest.run_id)
+        if len(marks) == 2 and all(0 < offset <= rows[shard] - 200 for shard, offset in marks.items()):
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        ingest_run(clean_graph, run_dir, batch_size=100, streams=2, progress=stop_with_two_shards_half_written)
+    marks = shard_marks(clean_graph, manifest.run_id)
+    loaded = run_state(clean_graph, manifest.run_id)["shards"]
+    assert len(marks) == 2 and not set(marks) & set(loaded)
+    assert loaded == [record.file for record in manifest.shards if record.file in loaded]  # manifest order
+
+    report = ingest_run(clean_graph, run_dir, batch_size=100, streams=2)
+    assert sorted(report.recovered_shards) == sorted(marks)
+    assert report.edges_removed_in_recovery == sum(marks.values())
+    assert dict(graph_edges(clean_graph, manifest.run_id)) == shard_edges(run_dir)
+    assert len(graph_edges(clean_graph, manifest.run_id)) == len(shard_edges(run_dir))
+    state = run_state(clean_graph, manifest.run_id)
+    assert state["shards"] == [record.file for record in manifest.shards]
+    assert state["shard_checksums"] == [record.sha256 for record in manifest.shards]
+    assert shard_marks(clean_graph, manifest.run_id) == {}
 
 
 def test_a_load_stopped_before_publishing_a_shard_publishes_it_on_rerun(clean_graph, run_dir):
@@ -193,16 +221,20 @@ def test_a_batch_replayed_after_its_commit_writes_nothing(clean_graph, run_dir):
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        ingest_run(clean_graph, run_dir, batch_size=100, progress=stop_after_two_batches)
+        ingest_run(clean_graph, run_dir, batch_size=100, streams=1, progress=stop_after_two_batches)
     run = validate_run(run_dir)
     record = run.shards[0]
     assert record.rows > 200
     assert len(graph_edges(clean_graph, run.run_id)) == 200
     columns = edge_columns(run.manifest, run.read(record))
-    clean_graph.write(queries.internal("ingest_edges").text, run=run.run_id, shard=record.file,
-                      key=shard_key(run.run_id, record.file), offset=100, rows=edge_rows(columns, 100, 200))
+    ids = feature_ids(clean_graph, sorted(set(columns["source"].tolist()) | set(columns["target"].tolist())))
+    batch = edge_batch(columns, ids, 100, 200)
+    answer = clean_graph.write_transaction(lambda tx: tx.run(
+        queries.internal("ingest_edges").text, mark=f"{run.run_id}/{record.file}", offset=100, run=run.run_id,
+        key=shard_key(run.run_id, record.file), **batch).data())
+    assert answer == []  # the fence turned it away
     assert len(graph_edges(clean_graph, run.run_id)) == 200
-    assert run_state(clean_graph, run.run_id)["loading_offset"] == 200
+    assert shard_marks(clean_graph, run.run_id) == {record.file: 200}
 
 
 def test_a_bad_value_in_the_last_shard_is_refused_before_anything_is_written(clean_graph, run_dir):

@@ -30,7 +30,7 @@ def _model_and_sae(run_dir: Path) -> tuple[str, str]:
     return manifest.model, manifest.sae
 
 
-def _ingest_online(run_dirs: tuple[Path, ...], batch_size: int, quiet: bool) -> list[dict]:
+def _ingest_online(run_dirs: tuple[Path, ...], batch_size: int, streams: int, quiet: bool) -> list[dict]:
     from tqdm import tqdm
 
     from atlas.db.connection import connect
@@ -48,7 +48,8 @@ def _ingest_online(run_dirs: tuple[Path, ...], batch_size: int, quiet: bool) -> 
                     bar.total = total
                     bar.update(written - bar.n)
 
-                reports.append(ingest_run(graph, run, batch_size=batch_size, progress=progress).as_dict())
+                reports.append(ingest_run(graph, run, batch_size=batch_size, streams=streams,
+                                          progress=progress).as_dict())
     return reports
 
 
@@ -69,6 +70,8 @@ def _ingest_offline(run_dirs: tuple[Path, ...], annotation_options: dict, force:
 @click.command()
 @click.argument("run_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--batch-size", default=10_000, show_default=True, help="Edges per write transaction (online).")
+@click.option("--streams", default=1, show_default=True,
+              help="Shards loaded concurrently (online); more than 1 helps a server with idle cores.")
 @click.option("--delete", "delete_run", metavar="RUN_ID", help="Remove this run's edges and Run node instead.")
 @click.option("--unlock", "unlock_run", metavar="RUN_ID",
               help="Remove this run's load lock, left by a writer on another machine that is gone.")
@@ -83,10 +86,9 @@ def _ingest_offline(run_dirs: tuple[Path, ...], annotation_options: dict, force:
               help="With --offline: also import this GMT gene-set file (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def ingest(run_dirs: tuple[Path, ...], batch_size: int, delete_run: str | None, unlock_run: str | None,
-           offline: bool, force: bool,
-           sae_atlas: Path | None, model: str | None, sae: str | None, gmt_files: tuple[Path, ...], as_json: bool,
-           quiet: bool) -> None:
+def ingest(run_dirs: tuple[Path, ...], batch_size: int, streams: int, delete_run: str | None,
+           unlock_run: str | None, offline: bool, force: bool, sae_atlas: Path | None, model: str | None,
+           sae: str | None, gmt_files: tuple[Path, ...], as_json: bool, quiet: bool) -> None:
     """Load trace run directories into the graph: every shard validated first, each loaded exactly once.
 
     Reruns are safe: loaded shards are skipped, a shard whose load was interrupted is cleaned and reloaded, and a
@@ -148,7 +150,7 @@ def ingest(run_dirs: tuple[Path, ...], batch_size: int, delete_run: str | None, 
         return
     if not run_dirs:
         raise AtlasError("no run directory given (atlas ingest RUN_DIR ...; see atlas ingest --help)")
-    reports = _ingest_online(run_dirs, batch_size, quiet or as_json)
+    reports = _ingest_online(run_dirs, batch_size, streams, quiet or as_json)
     if as_json:
         emit_json(reports)
         return
@@ -157,5 +159,5 @@ def ingest(run_dirs: tuple[Path, ...], batch_size: int, delete_run: str | None, 
                      | {"shards loaded": len(report["shards_loaded"]),
                         "shards already in": len(report["shards_already_loaded"]),
                         "shards incomplete (skipped)": len(report["shards_incomplete"]),
-                        "recovered shard": report["recovered_shard"]},
+                        "shards recovered": len(report["recovered_shards"])},
                      title=f"run {report['run_id']}")

@@ -1,17 +1,23 @@
-// purpose: Create one batch of a shard's AFFECTS edges, fenced by the shard's write offset on the Run node.
-// param run: str — the run id
-// param shard: str — the shard being loaded
-// param key: int — the shard's key (loaders.schema.shard_key), stored on every edge for the visibility fence
+// purpose: Create one batch of a shard's AFFECTS edges (parallel columns), fenced by the shard's write offset.
+// param mark: str — id of the shard's ShardLoad mark
 // param offset: int — rows of the shard written before this batch; a replayed batch finds another offset and
 //   writes nothing (a retry after a commit whose answer was lost never duplicates edges)
-// param rows: list — [source uid, target uid, d, mean, std, consistency, n, p, q, sign] per edge
-// returns: nothing
-MATCH (run:Run {id: $run})
-WHERE run.loading_shard = $shard AND run.loading_offset = $offset
-SET run.loading_offset = $offset + size($rows)
-WITH run
-UNWIND $rows AS row
-MATCH (source:Feature {uid: row[0]})
-MATCH (target:Feature {uid: row[1]})
-CREATE (source)-[:AFFECTS {run: $run, shard: $key, d: row[2], mean: row[3], std: row[4], consistency: row[5],
-                           n: row[6], p: row[7], q: row[8], sign: row[9]}]->(target)
+// param run: str — the run id
+// param key: int — the shard's key (loaders.schema.shard_key), stored on every edge for the visibility fence
+// param source: list — elementId of each edge's source Feature (resolved once per load: no index seek per edge)
+// param target: list — elementId of each edge's target Feature
+// param d: list — one value per edge, as are mean, std, consistency, n, p, q (null: no property) and sign
+// returns: written (edges created); no row when the fence turned the batch away
+MATCH (mark:ShardLoad {id: $mark})
+WHERE mark.offset = $offset
+SET mark.offset = $offset + size($d)
+WITH mark
+CALL () {
+  UNWIND range(0, size($d) - 1) AS i
+  MATCH (source:Feature) WHERE elementId(source) = $source[i]
+  MATCH (target:Feature) WHERE elementId(target) = $target[i]
+  CREATE (source)-[:AFFECTS {run: $run, shard: $key, d: $d[i], mean: $mean[i], std: $std[i],
+                             consistency: $consistency[i], n: $n[i], p: $p[i], q: $q[i], sign: $sign[i]}]->(target)
+  RETURN count(*) AS written
+}
+RETURN written

@@ -4,4 +4,3 @@
 // returns: nothing
 MATCH (run:Run {id: $run})
 SET run.status = $status
-REMOVE run.loading_shard, run.loading_sha256, run.loading_offset

@@ -1,7 +1,8 @@
-// purpose: Record which shard a load is about to write (offset 0), so a stopped load can find and remove its edges.
+// purpose: Mark a shard as being written (offset 0), so a stopped load can find and remove its edges.
+// param mark: str — the mark's id (run id and shard file)
 // param run: str — the run id
 // param shard: str — shard file name
 // param sha256: str — shard checksum from the manifest
 // returns: nothing
-MATCH (run:Run {id: $run})
-SET run.loading_shard = $shard, run.loading_sha256 = $sha256, run.loading_offset = 0
+MERGE (mark:ShardLoad {id: $mark})
+SET mark.run = $run, mark.shard = $shard, mark.sha256 = $sha256, mark.offset = 0

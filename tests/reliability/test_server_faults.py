@@ -11,7 +11,7 @@ import time
 import pytest
 
 from atlas.db import server
-from loaders.online import ingest_run, run_state
+from loaders.online import ingest_run, shard_marks
 from tests.conftest import wipe
 from tests.reliability.checksum import graph_checksum
 from tests.reliability.conftest import affects_count
@@ -83,5 +83,5 @@ def test_neo4j_stopped_during_a_load_is_one_line_and_a_rerun_after_restart_is_id
     finally:
         server.start(progress=lambda message: None)
     report = ingest_run(graph, crash_run, batch_size=100)
-    assert report.status == "loaded" and "loading_shard" not in run_state(graph, report.run_id)
+    assert report.status == "loaded" and shard_marks(graph, report.run_id) == {}
     assert graph_checksum(graph) == reference
