@@ -7,8 +7,8 @@ so your atlas is never touched), three ways:
 1. offline: import files + ``neo4j-admin database import full`` (also timed end to end with the server stop,
    restart and schema), the path for a fresh atlas;
 2. online: ``loaders.online.ingest_run`` (batched UNWIND, exactly-once shards, default streams) after the run
-   was deleted again (which times the batched delete too); then deleted and loaded once more with two shards in
-   flight, for a same-run comparison; plus a batch-size sweep on a smaller synthetic run;
+   was deleted again (which times the batched delete too); then deleted and loaded once more with one stream (one
+   shard at a time), a baseline of the same run; plus a batch-size sweep on a smaller synthetic run;
 3. naive: one write transaction per edge on a subsample (uid lookups, no bookkeeping), extrapolated to the run.
 
 What the figures include: online = everything ``ingest_run`` does after validation (schema check, Run node,
@@ -121,10 +121,10 @@ def main() -> None:
             online = ingest_run(graph, run, batch_size=batch_size, streams=DEFAULT_STREAMS)
             online_features = graph.read("MATCH (f:Feature) RETURN count(f) AS n")[0]["n"]
             assert (online.edges_written, online_features) == (offline_edges, offline_features)
-            print(f"online loader, batch {batch_size}, 2 streams (same-run comparison) ...", flush=True)
+            print(f"online loader, batch {batch_size}, 1 stream (same-run baseline) ...", flush=True)
             delete_run(graph, run.run_id)
-            concurrent = ingest_run(graph, run, batch_size=batch_size, streams=2)
-            assert concurrent.edges_written == offline_edges
+            single = ingest_run(graph, run, batch_size=batch_size, streams=1)
+            assert single.edges_written == offline_edges
 
             sweep = []
             sweep_scale = args.sweep_edges / sum(REFERENCE_EDGES_BY_LAYER.values())
@@ -155,8 +155,8 @@ def main() -> None:
     print(_row("naive extrapolated to the whole run", run.edge_count, run.edge_count / naive_rate, naive_rate))
     print(_row(f"online: {DEFAULT_STREAMS} stream(s) x batches of {batch_size:,}", online.edges_written,
                online.seconds, naive_rate, f"(validation {validate_seconds:.1f}s before: not included, as offline)"))
-    print(_row(f"online: 2 streams x batches of {batch_size:,}", concurrent.edges_written, concurrent.seconds,
-               naive_rate, "(same loader, two shards in flight, loaded after the row above)"))
+    print(_row(f"online: 1 stream x batches of {batch_size:,}", single.edges_written, single.seconds,
+               naive_rate, "(same loader, one shard at a time, loaded after the row above)"))
     print(_row("offline: import files + neo4j-admin import", offline.edges, import_seconds, naive_rate,
                f"(files {offline.seconds_write_files:.1f}s, admin {offline.seconds_import:.1f}s)"))
     print(_row("offline end to end: + server stop/start, schema", offline.edges, offline.seconds, naive_rate,
@@ -174,8 +174,8 @@ def main() -> None:
           f"{'MET' if online_rate >= TARGET_ONLINE else 'MISSED'}")
     print(f"offline import  = {offline_rate:10,.0f} edges/s (target >= {TARGET_OFFLINE:,})  "
           f"{'MET' if offline_rate >= TARGET_OFFLINE else 'MISSED'}; end to end {offline.edges_per_second:,.0f}")
-    print(f"online 2 streams / {DEFAULT_STREAMS} stream(s) = "
-          f"{concurrent.edges_per_second / online_rate:.2f}x (same run)")
+    print(f"online {DEFAULT_STREAMS} stream(s) / 1 stream = "
+          f"{online_rate / single.edges_per_second:.2f}x (same run)")
     print(f"offline / online = {offline_rate / online_rate:.1f}x (import), "
           f"{offline.edges_per_second / online_rate:.1f}x (end to end)")
 
