@@ -9,8 +9,8 @@ so your atlas is never touched), three ways:
    server stop before and the restart and schema after; neo4j-admin's own "IMPORT DONE" time (from its log) is
    printed to show its fixed JVM and store set-up cost;
 2. online: ``loaders.online.ingest_run`` (batched UNWIND, exactly-once shards, default streams) after the run
-   was deleted again (which times the batched delete too); then deleted and loaded once more with two shards in
-   flight, for a same-run comparison; plus a batch-size sweep on a smaller synthetic run;
+   was deleted again (which times the batched delete too); then deleted and loaded once more with one stream (one
+   shard at a time), a baseline of the same run; plus a batch-size sweep on a smaller synthetic run;
 3. naive: one write transaction per edge on a subsample (uid lookups, no bookkeeping), extrapolated to the run.
 
 What the online figure includes: everything ``ingest_run`` does after validation (schema check, load lock, Run
@@ -85,10 +85,10 @@ def _online_and_naive(graph, run, args, batch_size: int, offline_edges: int, off
     online = ingest_run(graph, run, batch_size=batch_size, streams=DEFAULT_STREAMS)
     online_features = graph.read("MATCH (f:Feature) RETURN count(f) AS n")[0]["n"]
     assert (online.edges_written, online_features) == (offline_edges, offline_features)
-    print(f"online loader, batch {batch_size}, 2 streams (same-run comparison) ...", flush=True)
+    print(f"online loader, batch {batch_size}, 1 stream (same-run baseline) ...", flush=True)
     delete_run(graph, run.run_id)
-    concurrent = ingest_run(graph, run, batch_size=batch_size, streams=2)
-    assert concurrent.edges_written == offline_edges
+    single = ingest_run(graph, run, batch_size=batch_size, streams=1)
+    assert single.edges_written == offline_edges
 
     sweep = []
     sweep_scale = args.sweep_edges / sum(REFERENCE_EDGES_BY_LAYER.values())
@@ -108,7 +108,7 @@ def _online_and_naive(graph, run, args, batch_size: int, offline_edges: int, off
         graph.write(statement, run="bench-naive", rows=_rows(columns, start, start + 1))
     naive_seconds = time.perf_counter() - clock
     graph.autocommit(queries.internal("delete_run_edges").text, run="bench-naive", batch=10_000)
-    return online, concurrent, deleted, delete_seconds, sweep, naive_edges, naive_seconds
+    return online, single, deleted, delete_seconds, sweep, naive_edges, naive_seconds
 
 
 def main() -> None:
@@ -168,7 +168,7 @@ def main() -> None:
             offline_features = graph.read("MATCH (f:Feature) RETURN count(f) AS n")[0]["n"]
             assert offline_edges == run.edge_count, (offline_edges, run.edge_count)
             if not args.offline_only:
-                online, concurrent, deleted, delete_seconds, sweep, naive_edges, naive_seconds = _online_and_naive(
+                online, single, deleted, delete_seconds, sweep, naive_edges, naive_seconds = _online_and_naive(
                     graph, run, args, batch_size, offline_edges, offline_features, workdir)
     finally:
         server.stop()
@@ -196,8 +196,8 @@ def main() -> None:
     print(_row("naive extrapolated to the whole run", run.edge_count, run.edge_count / naive_rate, naive_rate))
     print(_row(f"online: {DEFAULT_STREAMS} stream(s) x batches of {batch_size:,}", online.edges_written,
                online.seconds, naive_rate, f"(validation {validate_seconds:.1f}s before: not included, as offline)"))
-    print(_row(f"online: 2 streams x batches of {batch_size:,}", concurrent.edges_written, concurrent.seconds,
-               naive_rate, "(same loader, two shards in flight, loaded after the row above)"))
+    print(_row(f"online: 1 stream x batches of {batch_size:,}", single.edges_written, single.seconds,
+               naive_rate, "(same loader, one shard at a time, loaded after the row above)"))
     print(_row("offline: import files + neo4j-admin", offline.edges, import_seconds, naive_rate,
                "(server down; excludes the stop before and the start + schema after)"))
     print(_row("offline end to end: + server stop/start, schema", offline.edges, offline.seconds, naive_rate,
@@ -216,8 +216,8 @@ def main() -> None:
           f"{'MET' if online_rate >= TARGET_ONLINE else 'MISSED'}")
     print(f"offline (files + neo4j-admin) = {offline_rate:10,.0f} edges/s (target >= {TARGET_OFFLINE:,})  "
           f"{'MET' if offline_rate >= TARGET_OFFLINE else 'MISSED'}; end to end {offline.edges_per_second:,.0f}")
-    print(f"online 2 streams / {DEFAULT_STREAMS} stream(s) = "
-          f"{concurrent.edges_per_second / online_rate:.2f}x (same run)")
+    print(f"online {DEFAULT_STREAMS} stream(s) / 1 stream = "
+          f"{online_rate / single.edges_per_second:.2f}x (same run)")
     print(f"offline / online = {offline_rate / online_rate:.1f}x (import), "
           f"{offline.edges_per_second / online_rate:.1f}x (end to end)")
 

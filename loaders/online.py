@@ -22,8 +22,8 @@ two unique-index seeks (which also take locks) per edge; a batch's parameters ar
 the server's work per edge is mostly the commit (record and index updates). ``streams`` > 1 loads several shards
 concurrently (shards have disjoint source features and one mark each, so the streams share no bookkeeping lock
 but the Run node's, taken once per shard; a profile showed no lock waits at the target features they share, and a
-deadlock would be a transient error, retried). On the shared 2-core machine of the benchmark two streams were no
-faster than one (no spare core), so one is the default; a server with cores to spare can take more.
+deadlock would be a transient error, retried). Two streams are the default: on the quiet 2-core machine one batch
+executes while another commits; on a machine whose cores are already busy they gain nothing.
 """
 
 from __future__ import annotations
@@ -59,9 +59,10 @@ from loaders.schema import apply_schema, shard_key
 # edges per transaction is the plateau; larger batches only grow the server's transaction state. Not re-swept since
 # edges name features by elementId (the per-edge work changed, the per-transaction overhead did not).
 DEFAULT_BATCH_SIZE = 10_000
-# Shards in flight at once. Measured at a third of the reference run on this 2-core machine (shared, load 2.5-4):
-# two streams 18.8k-26.1k edges/s against one stream 23.4k-26.6k, alternated in one session.
-DEFAULT_STREAMS = 1
+# Shards in flight at once. Full reference run on this 2-core machine, same bench run: 32.9k edges/s with two
+# streams against 20.6k with one while the machine was quiet (load average about 2); under other users' load
+# (3-13) two streams gained nothing (0.6x-1.0x at a third of the run, alternated; 0.8x once at full scale).
+DEFAULT_STREAMS = 2
 FEATURE_BATCH_SIZE = 5_000
 Progress = Callable[[int, int], None]  # (edges written so far, edges to write in all)
 

@@ -70,8 +70,8 @@ def _ingest_offline(run_dirs: tuple[Path, ...], annotation_options: dict, force:
 @click.command()
 @click.argument("run_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--batch-size", default=10_000, show_default=True, help="Edges per write transaction (online).")
-@click.option("--streams", default=1, show_default=True,
-              help="Shards loaded concurrently (online); more than 1 helps a server with idle cores.")
+@click.option("--streams", default=2, show_default=True,
+              help="Shards loaded concurrently (online); 1 on a machine whose cores are busy.")
 @click.option("--delete", "delete_run", metavar="RUN_ID", help="Remove this run's edges and Run node instead.")
 @click.option("--unlock", "unlock_run", metavar="RUN_ID",
               help="Remove this run's load lock, left by a writer on another machine that is gone.")
