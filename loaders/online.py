@@ -145,9 +145,10 @@ def _remove_interrupted_shard(graph: Graph, run: ValidatedRun, mark: dict[str, A
     return removed
 
 
-def _publish(graph: Graph, run_id: str, shards: list[str]) -> None:
+def _publish(graph: Graph, run: ValidatedRun, shards: list[str]) -> None:
     """Make the edges of fully committed shards visible to readers (a transaction after theirs)."""
-    graph.write(_statement("ingest_publish"), run=run_id, keys=[shard_key(run_id, shard) for shard in shards])
+    graph.write(_statement("ingest_publish"), run=run.run_id, keys=[shard_key(run.run_id, shard) for shard in shards],
+                order=[shard_key(run.run_id, record.file) for record in run.shards])
 
 
 def edge_batch(columns: dict[str, Any], ids: dict[str, str], start: int, stop: int) -> dict[str, list[Any]]:
@@ -201,7 +202,7 @@ def _load_shard(graph: Graph, run: ValidatedRun, record: ShardRecord, ids: dict[
     if record.file not in ((run_state(graph, run.run_id) or {}).get("shards") or []):
         raise AtlasError(f"run {run.run_id}: shard {record.file} was written but not recorded as loaded; is another "
                          "`atlas ingest` loading this run? Run it again alone to recover")
-    _publish(graph, run.run_id, [record.file])
+    _publish(graph, run, [record.file])
 
 
 def _load_shards(graph: Graph, run: ValidatedRun, pending: list[ShardRecord], ids: dict[str, str],
@@ -290,7 +291,7 @@ def _load(graph: Graph, run: ValidatedRun, report: IngestReport, batch_size: int
     pending = [record for record in run.shards if record.file not in loaded]
     hidden = [shard for shard in loaded if shard_key(run.run_id, shard) not in (state.get("visible") or [])]
     if hidden:  # a load stopped between a shard's last batch and its publication
-        _publish(graph, run.run_id, hidden)
+        _publish(graph, run, hidden)
     graph.write(_statement("ingest_run_begin"), run=run.run_id, properties=run_properties(run.manifest))
     for mark in marks:
         report.recovered_shards.append(mark["shard"])

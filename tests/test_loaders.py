@@ -188,7 +188,7 @@ def test_a_load_stopped_before_publishing_a_shard_publishes_it_on_rerun(clean_gr
             raise Interrupt  # the shard's last batch committed; its publication did not happen yet
 
     with pytest.raises(Interrupt):
-        ingest_run(clean_graph, run_dir, batch_size=first.rows, progress=stop_after_first_shard)
+        ingest_run(clean_graph, run_dir, batch_size=first.rows, streams=1, progress=stop_after_first_shard)
     state = run_state(clean_graph, manifest.run_id)
     assert state["shards"] == [first.file] and state["visible"] == []
     assert len(graph_edges(clean_graph, manifest.run_id)) == first.rows
