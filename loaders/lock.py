@@ -20,6 +20,7 @@ from typing import Any
 import queries
 from atlas.db.connection import Graph
 from atlas.errors import AtlasError
+from atlas.processes import process_alive
 
 
 def _acquire(graph: Graph, run_id: str, holder: str, operation: str) -> dict[str, Any]:
@@ -33,19 +34,9 @@ def _release(graph: Graph, run_id: str, holder: str) -> int:
         queries.internal("load_lock_release").text, run=run_id, holder=holder).single()["released"])
 
 
-def _process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, another user's
-    return False
-
-
 def _abandoned(lock: dict[str, Any]) -> bool:
     """Whether the lock's holder was a process on this host that no longer exists."""
-    return lock.get("host") == socket.gethostname() and _process_gone(int(lock.get("pid", -1)))
+    return lock.get("host") == socket.gethostname() and not process_alive(int(lock["pid"]))
 
 
 @contextmanager

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from atlas.db import server
-from atlas.db.offline_import import OfflineImportClaim
+from atlas.db.offline_import import DATABASE, OfflineImportClaim
 from atlas.errors import AtlasError
 from loaders.annotations import AnnotationRows
 from loaders.runs import (
@@ -52,7 +52,6 @@ from loaders.schema import (
     shard_key,
 )
 
-DATABASE = "neo4j"
 ARRAY_DELIMITER = ";"
 # schema type -> (neo4j-admin import type, Arrow type of the column before it becomes text)
 _TYPES = {

@@ -127,22 +127,13 @@ def feature_ids(graph: Graph, uids: list[str], batch_size: int = FEATURE_BATCH_S
     return ids
 
 
-def _remove_interrupted_shard(graph: Graph, run: ValidatedRun, mark: dict[str, Any], batch_size: int) -> int:
-    """Delete the edges a stopped load of ``mark['shard']`` wrote, then its mark; return how many edges."""
-    record = run.shard(mark["shard"])
-    if record is None or record.sha256 != mark["sha256"]:
-        raise AtlasError(f"run {run.run_id}: a load of shard {mark['shard']} stopped half-way and "
-                         f"{run.run_dir} no longer has that exact shard; delete the run "
-                         f"(atlas ingest --delete {run.run_id}) and load it again")
-    columns = edge_columns(run.manifest, run.read(record))
-    keys = [[source, target] for source, target in zip(columns["source"].tolist(), columns["target"].tolist(),
-                                                       strict=True)]
-    removed = 0
-    for start in range(0, len(keys), batch_size):
-        removed += graph.write_transaction(lambda tx, rows=keys[start:start + batch_size]: tx.run(
-            _statement("ingest_shard_cleanup"), run=run.run_id, rows=rows).single()["deleted"])
+def _remove_interrupted_shard(graph: Graph, run_id: str, mark: dict[str, Any], batch_size: int) -> int:
+    """Delete the edges a stopped load of ``mark['shard']`` wrote (by their shard key), then its mark; return how
+    many edges. The shard file is not needed: it may even have changed since, and is then loaded anew."""
+    counters = graph.autocommit(_statement("ingest_shard_cleanup"), run=run_id, key=shard_key(run_id, mark["shard"]),
+                                batch=batch_size)
     graph.write(_statement("ingest_shard_unmark"), mark=mark["id"])
-    return removed
+    return counters.get("relationships_deleted", 0)
 
 
 def _publish(graph: Graph, run: ValidatedRun, shards: list[str]) -> None:
@@ -172,8 +163,7 @@ def _load_shard(graph: Graph, run: ValidatedRun, record: ShardRecord, ids: dict[
     mark, key = _mark_id(run.run_id, record.file), shard_key(run.run_id, record.file)
     order = [shard.file for shard in run.shards]
     checksums = [shard.sha256 for shard in run.shards]
-    graph.write(_statement("ingest_shard_begin"), mark=mark, run=run.run_id, shard=record.file,
-                sha256=record.sha256)
+    graph.write(_statement("ingest_shard_begin"), mark=mark, run=run.run_id, shard=record.file)
     for start, batch in _batches(run, record, ids, batch_size):
         if stop.is_set():
             return
@@ -295,7 +285,7 @@ def _load(graph: Graph, run: ValidatedRun, report: IngestReport, batch_size: int
     graph.write(_statement("ingest_run_begin"), run=run.run_id, properties=run_properties(run.manifest))
     for mark in marks:
         report.recovered_shards.append(mark["shard"])
-        report.edges_removed_in_recovery += _remove_interrupted_shard(graph, run, mark, batch_size)
+        report.edges_removed_in_recovery += _remove_interrupted_shard(graph, run.run_id, mark, batch_size)
     features = feature_rows(run)
     merge_features(graph, features)
     ids = feature_ids(graph, [row["uid"] for row in features])

@@ -61,7 +61,7 @@ RUN = NodeType(
 # The online loader's mark of one shard being written (loaders.online): how many of its rows are committed. It
 # exists from the shard's first batch until its last; one left behind names a shard a stopped load must clean.
 # One node per shard (not properties of the Run node) so that shards load concurrently without sharing a lock.
-SHARD_LOAD = NodeType("ShardLoad", "id", {"id": "str", "run": "str", "shard": "str", "sha256": "str", "offset": "int"})
+SHARD_LOAD = NodeType("ShardLoad", "id", {"id": "str", "run": "str", "shard": "str", "offset": "int"})
 INTERACTION = NodeType(
     "Interaction", "id",
     {"id": "str", "run": "str", "order": "int",

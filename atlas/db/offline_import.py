@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from atlas.errors import AtlasError
+from atlas.processes import process_alive
 
 DATABASE = "neo4j"
 
@@ -85,17 +86,6 @@ def import_running(home: Path) -> bool:
         os.close(descriptor)  # closing releases a lock we took just to look
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:  # a zombie (dead, not yet reaped by its new parent) answers kill(0) too
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def importer_pids(home: Path, marker: Marker | None = None) -> list[int]:
     """Live neo4j-admin import processes of the instance at ``home``: found in /proc by their command line and
     NEO4J_HOME, plus the one the marker names."""
@@ -113,7 +103,7 @@ def importer_pids(home: Path, marker: Marker | None = None) -> list[int]:
             continue
     if marker is not None and marker.importer_pid is not None:
         pids.add(marker.importer_pid)
-    return sorted(pid for pid in pids if _alive(pid))
+    return sorted(pid for pid in pids if process_alive(pid))
 
 
 def stop_orphan_importers(home: Path, marker: Marker | None, timeout: float = 60) -> list[int]:
@@ -125,7 +115,7 @@ def stop_orphan_importers(home: Path, marker: Marker | None, timeout: float = 60
         except ProcessLookupError:
             continue
     deadline = time.monotonic() + timeout
-    while any(_alive(pid) for pid in pids):
+    while any(process_alive(pid) for pid in pids):
         if time.monotonic() > deadline:
             raise AtlasError(f"the importer of an interrupted offline import (pid {pids[0]}) does not stop; end it and "
                              "run `atlas db start` again")

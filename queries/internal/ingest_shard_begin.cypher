@@ -2,7 +2,6 @@
 // param mark: str — the mark's id (run id and shard file)
 // param run: str — the run id
 // param shard: str — shard file name
-// param sha256: str — shard checksum from the manifest
 // returns: nothing
 MERGE (mark:ShardLoad {id: $mark})
-SET mark.run = $run, mark.shard = $shard, mark.sha256 = $sha256, mark.offset = 0
+SET mark.run = $run, mark.shard = $shard, mark.offset = 0

@@ -1,8 +1,9 @@
-// purpose: Delete the edges an interrupted load of one shard left behind (one batch of its edge keys).
+// purpose: Delete the edges a stopped load of one shard left behind, found by their shard key through the
+//   (run, shard) index, in batches of their own transactions (auto-commit only).
 // param run: str — the run id
-// param rows: list — [source uid, target uid] per edge of the shard
-// returns: deleted
-UNWIND $rows AS row
-MATCH (:Feature {uid: row[0]})-[edge:AFFECTS {run: $run}]->(:Feature {uid: row[1]})
-DELETE edge
-RETURN count(edge) AS deleted
+// param key: int — the shard's key (loaders.schema.shard_key)
+// param batch: int = 10000 — edges per transaction
+// returns: nothing
+MATCH ()-[edge:AFFECTS]->()
+WHERE edge.run = $run AND edge.shard = $key
+CALL (edge) { DELETE edge } IN TRANSACTIONS OF $batch ROWS

@@ -1,7 +1,7 @@
 // purpose: The shards of a run whose load started and did not finish (their ShardLoad marks).
 // param run: str — the run id
-// returns: id, shard, sha256, offset (rows committed)
+// returns: id, shard, offset (rows committed)
 MATCH (mark:ShardLoad)
 WHERE mark.run = $run
-RETURN mark.id AS id, mark.shard AS shard, mark.sha256 AS sha256, mark.offset AS offset
+RETURN mark.id AS id, mark.shard AS shard, mark.offset AS offset
 ORDER BY shard
