@@ -82,15 +82,13 @@ class ImportFiles:
 
 
 def _text(values: pa.Array) -> pa.Array:
-    """A column as CSV text: arrays joined by the array delimiter, infinities spelled the way Java parses them."""
+    """A column ready for the CSV writer: arrays joined by the array delimiter, infinities spelled the way Java
+    parses them; finite numbers stay numbers (written unquoted, in their shortest round-trip form)."""
     if pa.types.is_list(values.type):
         joined = pc.binary_join(values.cast(pa.list_(pa.string())), ARRAY_DELIMITER)
         return pc.if_else(pc.is_null(values), pa.scalar(None, pa.string()), joined)
-    if pa.types.is_floating(values.type):
-        text = values.cast(pa.string())
-        if not pc.any(pc.is_inf(values)).as_py():
-            return text
-        return pc.replace_substring_regex(pc.replace_substring_regex(text, "^inf$", "Infinity"),
+    if pa.types.is_floating(values.type) and pc.any(pc.is_inf(values)).as_py():
+        return pc.replace_substring_regex(pc.replace_substring_regex(values.cast(pa.string()), "^inf$", "Infinity"),
                                           "^-inf$", "-Infinity")
     return values
 
