@@ -143,8 +143,9 @@ def _publish(graph: Graph, run: ValidatedRun, shards: list[str]) -> None:
 
 
 def edge_batch(columns: dict[str, Any], ids: dict[str, str], start: int, stop: int) -> dict[str, list[Any]]:
-    """The parameters of ingest_edges.cypher for rows ``start:stop`` of a shard: one list per column."""
-    batch = {name: columns[name][start:stop].tolist() for name in (*STATISTICS, "sign")}
+    """The parameters of ingest_edges.cypher for rows ``start:stop`` of a shard: one list per column (the statement
+    derives ``sign`` from ``mean`` itself)."""
+    batch = {name: columns[name][start:stop].tolist() for name in STATISTICS}
     batch["source"] = [ids[uid] for uid in columns["source"][start:stop].tolist()]
     batch["target"] = [ids[uid] for uid in columns["target"][start:stop].tolist()]
     return batch

@@ -140,6 +140,7 @@ def edge_properties(manifest: Manifest, table: pa.Table) -> dict[str, np.ndarray
             columns[name] = values.astype(np.int64 if name == "n" else np.float64)
         else:
             columns[name] = np.full(table.num_rows, None, dtype=object)
+    # The same rule as ingest_edges.cypher, which derives sign on the server (the online == offline test holds both)
     columns["sign"] = np.where(columns["mean"] > 0, EXCITATORY, INHIBITORY).astype(object)
     return columns
 
