@@ -10,9 +10,9 @@ so your atlas is never touched), three ways:
    printed to show its fixed JVM and store set-up cost; and neo4j-admin's floor on this machine: the same
    relationships imported with no property at all (into a scratch database, deleted after);
 2. online: ``loaders.online.ingest_run`` (batched UNWIND, exactly-once shards, default streams) after the run
-   was deleted again (which times the batched delete too) and a warm-up load of a small run (the server was just
-   restarted; printed, not counted); then deleted and loaded once more with one stream (one shard at a time), a
-   baseline of the same run; plus a batch-size sweep on the small run;
+   was deleted again (which times the batched delete too): first on the server the import just restarted (cold
+   JIT), then deleted and loaded again (warm: the headline), then once more with one stream (one shard at a time),
+   a baseline of the same run; plus a batch-size sweep on a smaller synthetic run;
 3. naive: one write transaction per edge on a subsample (uid lookups, no bookkeeping), extrapolated to the run.
 
 What the online figure includes: everything ``ingest_run`` does after validation (schema check, load lock, Run
@@ -114,26 +114,27 @@ def _online_and_naive(graph, run, args, batch_size: int, offline_edges: int, off
     deleted = delete_run(graph, run.run_id)
     delete_seconds = time.perf_counter() - clock
 
-    # The server was just restarted by the offline import: its first load also pays the JIT compiling the write
-    # path (measured: ~12 s more server CPU on the first 1.39M-edge load after a start than on the second). A
-    # warm-up load of the small sweep run, printed but not counted, puts both online rows on a warm server.
-    sweep_scale = args.sweep_edges / sum(REFERENCE_EDGES_BY_LAYER.values())
-    sweep_run = validate_run(make_synthetic_run(workdir / "sweep", scale=sweep_scale, seed=1,
-                                                run_id="bench-sweep", model="bench-sweep"))  # its own features
-    print(f"warm-up: online loader on the {sweep_run.edge_count:,}-edge sweep run ...", flush=True)
-    warmup = ingest_run(graph, sweep_run, batch_size=batch_size)
-    delete_run(graph, sweep_run.run_id)
-
-    print(f"online loader, batch {batch_size}, {DEFAULT_STREAMS} stream(s) ...", flush=True)
-    online = ingest_run(graph, run, batch_size=batch_size, streams=DEFAULT_STREAMS)
+    # The server was just restarted by the offline import, so its first load also pays the JIT compiling the write
+    # path (~12 s more server CPU than the second load, measured). Both are printed: the first load (cold), then the
+    # same load again on the warm server (a server that has been serving, the usual case for adding a run), and the
+    # one-stream baseline, also warm.
+    print(f"online loader, batch {batch_size}, {DEFAULT_STREAMS} stream(s), first load after the start ...", flush=True)
+    cold = ingest_run(graph, run, batch_size=batch_size, streams=DEFAULT_STREAMS)
     online_features = graph.read(FEATURES_OF_MODEL, model=run.manifest.model)[0]["n"]
-    assert (online.edges_written, online_features) == (offline_edges, offline_features)
+    assert (cold.edges_written, online_features) == (offline_edges, offline_features)
+    delete_run(graph, run.run_id)
+    print(f"online loader, batch {batch_size}, {DEFAULT_STREAMS} stream(s), warm server ...", flush=True)
+    online = ingest_run(graph, run, batch_size=batch_size, streams=DEFAULT_STREAMS)
+    assert online.edges_written == offline_edges
     print(f"online loader, batch {batch_size}, 1 stream (same-run baseline) ...", flush=True)
     delete_run(graph, run.run_id)
     single = ingest_run(graph, run, batch_size=batch_size, streams=1)
     assert single.edges_written == offline_edges
 
     sweep = []
+    sweep_scale = args.sweep_edges / sum(REFERENCE_EDGES_BY_LAYER.values())
+    sweep_run = validate_run(make_synthetic_run(workdir / "sweep", scale=sweep_scale, seed=1,
+                                                run_id="bench-sweep", model="bench-sweep"))  # its own features
     for size in [int(value) for value in args.sweep.split(",") if value.strip()]:
         report = ingest_run(graph, sweep_run, batch_size=size)
         sweep.append((size, report.edges_written, report.seconds))
@@ -148,7 +149,7 @@ def _online_and_naive(graph, run, args, batch_size: int, offline_edges: int, off
         graph.write(statement, run="bench-naive", rows=_rows(columns, start, start + 1))
     naive_seconds = time.perf_counter() - clock
     graph.autocommit(queries.internal("delete_run_edges").text, run="bench-naive", batch=10_000)
-    return online, single, warmup, deleted, delete_seconds, sweep, naive_edges, naive_seconds
+    return online, single, cold, deleted, delete_seconds, sweep, naive_edges, naive_seconds
 
 
 def main() -> None:
@@ -210,7 +211,7 @@ def main() -> None:
             offline_features = graph.read(FEATURES_OF_MODEL, model=run.manifest.model)[0]["n"]
             assert offline_edges == run.edge_count, (offline_edges, run.edge_count)
             if not args.offline_only:
-                online, single, warmup, deleted, delete_seconds, sweep, naive_edges, naive_seconds = (
+                online, single, cold, deleted, delete_seconds, sweep, naive_edges, naive_seconds = (
                     _online_and_naive(
                         graph, run, args, batch_size, offline_edges, offline_features, workdir))
     finally:
@@ -241,11 +242,12 @@ def main() -> None:
     print(_row(f"naive: 1 transaction per edge (n={naive_edges:,})", naive_edges, naive_seconds, naive_rate))
     print(_row("naive extrapolated to the whole run", run.edge_count, run.edge_count / naive_rate, naive_rate))
     print(_row(f"online: {DEFAULT_STREAMS} stream(s) x batches of {batch_size:,}", online.edges_written,
-               online.seconds, naive_rate, f"(validation {validate_seconds:.1f}s before: not included, as offline)"))
+               online.seconds, naive_rate, f"(warm server; validation {validate_seconds:.1f}s before: not included, "
+               "as offline)"))
+    print(_row(f"online: {DEFAULT_STREAMS} stream(s), first load after the start", cold.edges_written, cold.seconds,
+               naive_rate, "(the same load on the server just restarted: cold JIT)"))
     print(_row(f"online: 1 stream x batches of {batch_size:,}", single.edges_written, single.seconds,
-               naive_rate, "(same loader, one shard at a time, loaded after the row above)"))
-    print(_row("online warm-up: first load after the start", warmup.edges_written, warmup.seconds, naive_rate,
-               "(the small sweep run, before both rows above; not counted)"))
+               naive_rate, "(same loader, one shard at a time, warm server)"))
     print(_row("offline: import files + neo4j-admin", offline.edges, import_seconds, naive_rate,
                "(server down; excludes the stop before and the start + schema after)"))
     print(_row("offline end to end: + server stop/start, schema", offline.edges, offline.seconds, naive_rate,
@@ -261,7 +263,8 @@ def main() -> None:
     print(f"online / naive  = {online_rate / naive_rate:8.1f}x   (target >= {TARGET_RATIO}x)   "
           f"{'MET' if online_rate / naive_rate >= TARGET_RATIO else 'MISSED'}")
     print(f"online          = {online_rate:10,.0f} edges/s (target >= {TARGET_ONLINE:,})   "
-          f"{'MET' if online_rate >= TARGET_ONLINE else 'MISSED'}")
+          f"{'MET' if online_rate >= TARGET_ONLINE else 'MISSED'}; first load after a server start "
+          f"{cold.edges_per_second:,.0f} edges/s {'MET' if cold.edges_per_second >= TARGET_ONLINE else 'MISSED'}")
     print(f"offline (files + neo4j-admin) = {offline_rate:10,.0f} edges/s (target >= {TARGET_OFFLINE:,})  "
           f"{'MET' if offline_rate >= TARGET_OFFLINE else 'MISSED'}; end to end {offline.edges_per_second:,.0f}")
     print(f"online {DEFAULT_STREAMS} stream(s) / 1 stream = "
