@@ -13,7 +13,7 @@ Timed, in one process and one run:
      read-only path of `atlas query` (EXPLAIN check + read transaction), next to the same lookup in pandas;
   4. the cost of the shard visibility fence (loaders/online.py): the `hubs` library query and the scope count that
      precedes every projection, as shipped next to the same statements with the fence's filter taken out (they
-     still use the (run, shard) index).
+     scan the AFFECTS(shard) index instead of seeking the scope's visible keys).
 
 Run with your own instance, e.g.::
 

@@ -130,7 +130,7 @@ def feature_ids(graph: Graph, uids: list[str], batch_size: int = FEATURE_BATCH_S
 def _remove_interrupted_shard(graph: Graph, run_id: str, mark: dict[str, Any], batch_size: int) -> int:
     """Delete the edges a stopped load of ``mark['shard']`` wrote (by their shard key), then its mark; return how
     many edges. The shard file is not needed: it may even have changed since, and is then loaded anew."""
-    counters = graph.autocommit(_statement("ingest_shard_cleanup"), run=run_id, key=shard_key(run_id, mark["shard"]),
+    counters = graph.autocommit(_statement("ingest_shard_cleanup"), key=shard_key(run_id, mark["shard"]),
                                 batch=batch_size)
     graph.write(_statement("ingest_shard_unmark"), mark=mark["id"])
     return counters.get("relationships_deleted", 0)
@@ -318,17 +318,26 @@ class DeleteReport:
     run_deleted: bool
 
 
+def run_shard_keys(graph: Graph, run_id: str) -> list[int]:
+    """The shard keys of every shard whose edges a load of this run began to write: its loaded shards and those
+    with a ShardLoad mark (a shard's mark exists from before its first edge until the transaction of its last
+    edge, which lists it among the loaded). Every edge of the run carries one of these keys."""
+    shards = set((run_state(graph, run_id) or {}).get("shards") or []) | set(shard_marks(graph, run_id))
+    return sorted(shard_key(run_id, shard) for shard in shards)
+
+
 def delete_run(graph: Graph, run_id: str, batch_size: int = DEFAULT_BATCH_SIZE) -> DeleteReport:
     """Remove exactly one run's AFFECTS edges (batched, own transactions) and its Run node; nothing else.
 
     The run's edges are hidden from readers first, so a reader sees the whole run or none of it.
     """
-    edges = graph.read(_statement("run_edge_count"), run=run_id)[0]["edges"]
-    if not edges and run_state(graph, run_id) is None:
+    if run_state(graph, run_id) is None:
         raise AtlasError(f"no run {run_id!r} in the graph (nothing to delete)")
     with load_lock(graph, run_id, "delete"):
+        keys = run_shard_keys(graph, run_id)  # under the lock: no load begins another shard meanwhile
+        edges = graph.read(_statement("run_edge_count"), keys=keys)[0]["edges"]
         graph.write(_statement("delete_run_hide"), run=run_id)
-        graph.autocommit(_statement("delete_run_edges"), run=run_id, batch=batch_size)
+        graph.autocommit(_statement("delete_run_edges"), keys=keys, batch=batch_size)
         deleted = graph.write_transaction(
             lambda tx: tx.run(_statement("delete_run_node"), run=run_id).single()["deleted"])
     return DeleteReport(run_id, edges, bool(deleted))

@@ -1,7 +1,8 @@
 // purpose: Delete every AFFECTS edge of one run, in batches of their own transactions (auto-commit only).
-// param run: str — the run id
+// param keys: int[] — the shard keys of every shard the run's loads began (loaders.online.run_shard_keys), which
+//   find its edges through the AFFECTS(shard) index
 // param batch: int = 10000 — edges per transaction
 // returns: nothing
 MATCH ()-[edge:AFFECTS]->()
-WHERE edge.run = $run AND edge.shard IS NOT NULL  // every loaded edge has a shard key: the (run, shard) index
+WHERE edge.shard IN $keys
 CALL (edge) { DELETE edge } IN TRANSACTIONS OF $batch ROWS

@@ -1,6 +1,7 @@
 // purpose: How many AFFECTS edges of one run are in the graph.
-// param run: str — the run id
+// param keys: int[] — the shard keys of every shard the run's loads began (loaders.online.run_shard_keys), which
+//   find its edges through the AFFECTS(shard) index
 // returns: edges
 MATCH ()-[edge:AFFECTS]->()
-WHERE edge.run = $run AND edge.shard IS NOT NULL  // every loaded edge has a shard key: the (run, shard) index
+WHERE edge.shard IN $keys
 RETURN count(edge) AS edges

@@ -2,11 +2,13 @@
 // param runs: str[] — run ids (comma-separated)
 // param layers: int[] = null — downstream layers (comma-separated; default all)
 // returns: run, layer, edges, excitatory
-// Counts only edges of shards their Run lists as visible (loaders/online.py: the shard visibility fence).
-CALL () { MATCH (run:Run) UNWIND run.visible AS key RETURN collect(key) AS visible }
+// Counts only edges of shards their Run lists as visible (loaders/online.py: the shard visibility fence). A shard
+// key names its run (loaders.schema.shard_key), so the scope's visible keys alone find exactly its edges,
+// through the AFFECTS(shard) index, without reading each edge's run.
+CALL () { MATCH (run:Run) WHERE run.id IN $runs UNWIND run.visible AS key RETURN collect(key) AS visible }
 MATCH ()-[edge:AFFECTS]->(target:Feature)
-USING INDEX edge:AFFECTS(run, shard)
-WHERE edge.run IN $runs AND edge.shard IN visible AND ($layers IS NULL OR target.layer IN $layers)
+USING INDEX edge:AFFECTS(shard)
+WHERE edge.shard IN visible AND ($layers IS NULL OR target.layer IN $layers)
 RETURN edge.run AS run, target.layer AS layer, count(edge) AS edges,
        count(CASE WHEN edge.sign = 'excitatory' THEN 1 END) AS excitatory
 ORDER BY run, layer

@@ -3,11 +3,13 @@
 // param steering_run: str = null — only this steering run (all when omitted)
 // param limit: int = 20 — how many hubs
 // returns: uid, label, out_degree, alpha, mean_ds, fraction_positive, direction, top_up, top_down
-// Counts only edges of shards their Run lists as visible (loaders/online.py: the shard visibility fence).
-CALL () { MATCH (run:Run) UNWIND run.visible AS key RETURN collect(key) AS visible }
+// Counts only edges of shards their Run lists as visible (loaders/online.py: the shard visibility fence). A shard
+// key names its run (loaders.schema.shard_key), so the scope's visible keys alone find exactly its edges,
+// through the AFFECTS(shard) index, without reading each edge's run.
+CALL () { MATCH (run:Run) WHERE run.id = $run UNWIND run.visible AS key RETURN collect(key) AS visible }
 MATCH (f:Feature)-[e:AFFECTS]->()
-USING INDEX e:AFFECTS(run, shard)
-WHERE e.run = $run AND e.shard IN visible
+USING INDEX e:AFFECTS(shard)
+WHERE e.shard IN visible
 WITH f, count(e) AS out_degree
 ORDER BY out_degree DESC, f.uid
 LIMIT $limit

@@ -3,11 +3,13 @@
 // param layers: int[] = null — downstream layers to count (comma-separated; default all)
 // param limit: int = 20 — how many features
 // returns: uid, layer, label, annotated, out_degree, excitatory, inhibitory
-// Counts only edges of shards their Run lists as visible (loaders/online.py: the shard visibility fence).
-CALL () { MATCH (run:Run) UNWIND run.visible AS key RETURN collect(key) AS visible }
+// Counts only edges of shards their Run lists as visible (loaders/online.py: the shard visibility fence). A shard
+// key names its run (loaders.schema.shard_key), so the scope's visible keys alone find exactly its edges,
+// through the AFFECTS(shard) index, without reading each edge's run.
+CALL () { MATCH (run:Run) WHERE run.id = $run UNWIND run.visible AS key RETURN collect(key) AS visible }
 MATCH (source:Feature)-[edge:AFFECTS]->(target:Feature)
-USING INDEX edge:AFFECTS(run, shard)
-WHERE edge.run = $run AND edge.shard IN visible AND ($layers IS NULL OR target.layer IN $layers)
+USING INDEX edge:AFFECTS(shard)
+WHERE edge.shard IN visible AND ($layers IS NULL OR target.layer IN $layers)
 WITH source, count(edge) AS out_degree, count(CASE WHEN edge.sign = 'excitatory' THEN 1 END) AS excitatory
 ORDER BY out_degree DESC, source.uid
 LIMIT $limit
