@@ -59,9 +59,9 @@ from loaders.schema import apply_schema, shard_key
 # edges per transaction is the plateau; larger batches only grow the server's transaction state. Not re-swept since
 # edges name features by elementId (the per-edge work changed, the per-transaction overhead did not).
 DEFAULT_BATCH_SIZE = 10_000
-# Shards in flight at once. Full reference run on this 2-core machine, same bench run, quiet machine: two streams
-# 32.9k edges/s against 20.6k with one (before the visibility fence), and 28.3k against 25.1k with the fence and
-# the load lock; under other users' load (3-13) two streams gained nothing (0.6x-1.0x, 0.8x once at full scale).
+# Shards in flight at once. Full reference run on this 2-core machine, same bench run, quiet machine, warm server:
+# two streams 36.6k edges/s against 24.2k with one, and 34.2k against 31.2k in another run (earlier code: 32.9k
+# against 20.6k, 28.3k against 25.1k); under other users' load (3-13) two streams gained nothing (0.6x-1.0x).
 DEFAULT_STREAMS = 2
 FEATURE_BATCH_SIZE = 5_000
 Progress = Callable[[int, int], None]  # (edges written so far, edges to write in all)

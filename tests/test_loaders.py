@@ -307,6 +307,26 @@ def test_adding_then_deleting_a_run_leaves_the_other_run_untouched(clean_graph, 
     assert after["nodes"]["Run"] == 1 and after["nodes"]["Feature"] >= only_first["nodes"]["Feature"]
 
 
+def test_deleting_a_run_whose_load_stopped_half_way_removes_the_half_written_shard_too(clean_graph, run_dir):
+    # The delete finds edges by shard key: a shard being written is known only from its ShardLoad mark.
+    first_shard_rows = read_manifest(run_dir).shards[0].rows
+
+    def stop_in_second_shard(written: int, total: int) -> None:
+        if written > first_shard_rows:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        ingest_run(clean_graph, run_dir, batch_size=100, streams=1, progress=stop_in_second_shard)
+    run_id = read_manifest(run_dir).run_id
+    partial = len(graph_edges(clean_graph, run_id))
+    assert partial > first_shard_rows and shard_marks(clean_graph, run_id)
+
+    report = delete_run(clean_graph, run_id, batch_size=70)
+    assert report.run_deleted and report.edges_deleted == partial
+    assert clean_graph.read("MATCH ()-[edge:AFFECTS]->() RETURN count(edge) AS n")[0]["n"] == 0
+    assert run_state(clean_graph, run_id) is None and shard_marks(clean_graph, run_id) == {}
+
+
 def test_deleting_an_unknown_run_is_an_error(clean_graph):
     with pytest.raises(AtlasError, match="no run 'nope' in the graph"):
         delete_run(clean_graph, "nope")
