@@ -46,7 +46,8 @@ def test_schema_replaces_the_obsolete_composite_affects_index(graph):
     try:
         apply_schema(graph)
         indexes = {row["name"]: row["properties"] for row in graph.read(
-            "SHOW INDEXES YIELD name, properties, entityType WHERE entityType = 'RELATIONSHIP' RETURN name, properties")}
+            "SHOW INDEXES YIELD name, properties, entityType WHERE entityType = 'RELATIONSHIP' "
+            "RETURN name, properties")}
         assert "affects_run_shard" not in indexes
         assert indexes["affects_shard"] == ["shard"]
     finally:
