@@ -107,7 +107,7 @@ def _online_and_naive(graph, run, args, batch_size: int, offline_edges: int, off
     import queries
     from benchmarks.synthetic import REFERENCE_EDGES_BY_LAYER, make_synthetic_run
     from loaders.online import DEFAULT_STREAMS, delete_run, ingest_run
-    from loaders.runs import edge_columns, validate_run
+    from loaders.runs import edge_columns, edge_signs, validate_run
 
     print("delete the run (batched CALL { } IN TRANSACTIONS) ...", flush=True)
     clock = time.perf_counter()
@@ -142,6 +142,7 @@ def _online_and_naive(graph, run, args, batch_size: int, offline_edges: int, off
 
     print(f"naive loader, {args.naive_edges} edges one transaction each ...", flush=True)
     columns = edge_columns(run.manifest, run.read(run.shards[0]))
+    columns["sign"] = edge_signs(columns["mean"])
     statement = queries.internal("naive_edge_create").text
     naive_edges = min(args.naive_edges, len(columns["d"]))
     clock = time.perf_counter()

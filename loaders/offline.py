@@ -34,6 +34,7 @@ from loaders.runs import (
     ValidatedRun,
     edge_endpoints,
     edge_properties,
+    edge_signs,
     feature_keys,
     feature_rows,
     loaded_run_properties,
@@ -189,11 +190,12 @@ def _affects(run: ValidatedRun, feature_ids: dict[str, int]) -> Iterable[tuple[i
     for record in run.shards:
         table = run.read(record)
         sources, targets = edge_endpoints(run.manifest, table)
+        statistics = edge_properties(run.manifest, table)
         yield record.rows, {SOURCE: node_ids[np.searchsorted(keys, sources)],
                             TARGET: node_ids[np.searchsorted(keys, targets)],
                             "run": pa.repeat(pa.scalar(run.run_id), record.rows),
                             "shard": pa.repeat(pa.scalar(shard_key(run.run_id, record.file)), record.rows),
-                            **edge_properties(run.manifest, table)}
+                            **statistics, "sign": edge_signs(statistics["mean"])}
 
 
 def write_import_files(

@@ -129,7 +129,7 @@ def edge_endpoints(manifest: Manifest, table: pa.Table) -> tuple[np.ndarray, np.
 
 
 def edge_properties(manifest: Manifest, table: pa.Table) -> dict[str, np.ndarray]:
-    """AFFECTS properties of one shard but ``run``: the statistics as float64/int64, and sign.
+    """AFFECTS statistics of one shard as float64/int64 (``run``, ``shard`` and :func:`edge_signs` come apart).
 
     ``q`` is None (no property) until the run is finalised; float32 values widen exactly to float64.
     """
@@ -140,9 +140,13 @@ def edge_properties(manifest: Manifest, table: pa.Table) -> dict[str, np.ndarray
             columns[name] = values.astype(np.int64 if name == "n" else np.float64)
         else:
             columns[name] = np.full(table.num_rows, None, dtype=object)
-    # The same rule as ingest_edges.cypher, which derives sign on the server (the online == offline test holds both)
-    columns["sign"] = np.where(columns["mean"] > 0, EXCITATORY, INHIBITORY).astype(object)
     return columns
+
+
+def edge_signs(mean: np.ndarray) -> np.ndarray:
+    """The AFFECTS ``sign`` of each edge from its mean: the rule ingest_edges.cypher applies on the server, where the
+    online loader leaves it (the online == offline test holds both to it)."""
+    return np.where(mean > 0, EXCITATORY, INHIBITORY).astype(object)
 
 
 def edge_columns(manifest: Manifest, table: pa.Table) -> dict[str, np.ndarray]:

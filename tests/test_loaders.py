@@ -124,7 +124,9 @@ class Interrupt(Exception):
     """Stands for a crash or Ctrl-C between two committed batches."""
 
 
-def test_a_shard_interrupted_half_way_is_cleaned_and_reloaded(clean_graph, run_dir):
+def load_stopped_in_second_shard(graph, run_dir) -> int:
+    """Load ``run_dir`` one shard at a time in batches of 100 and stop after a batch of its second shard; return
+    the first shard's rows (all committed)."""
     first_shard_rows = read_manifest(run_dir).shards[0].rows
 
     def stop_in_second_shard(written: int, total: int) -> None:
@@ -132,7 +134,12 @@ def test_a_shard_interrupted_half_way_is_cleaned_and_reloaded(clean_graph, run_d
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        ingest_run(clean_graph, run_dir, batch_size=100, streams=1, progress=stop_in_second_shard)
+        ingest_run(graph, run_dir, batch_size=100, streams=1, progress=stop_in_second_shard)
+    return first_shard_rows
+
+
+def test_a_shard_interrupted_half_way_is_cleaned_and_reloaded(clean_graph, run_dir):
+    first_shard_rows = load_stopped_in_second_shard(clean_graph, run_dir)
     manifest = read_manifest(run_dir)
     state = run_state(clean_graph, manifest.run_id)
     partial = len(graph_edges(clean_graph, manifest.run_id))
@@ -309,14 +316,7 @@ def test_adding_then_deleting_a_run_leaves_the_other_run_untouched(clean_graph, 
 
 def test_deleting_a_run_whose_load_stopped_half_way_removes_the_half_written_shard_too(clean_graph, run_dir):
     # The delete finds edges by shard key: a shard being written is known only from its ShardLoad mark.
-    first_shard_rows = read_manifest(run_dir).shards[0].rows
-
-    def stop_in_second_shard(written: int, total: int) -> None:
-        if written > first_shard_rows:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        ingest_run(clean_graph, run_dir, batch_size=100, streams=1, progress=stop_in_second_shard)
+    first_shard_rows = load_stopped_in_second_shard(clean_graph, run_dir)
     run_id = read_manifest(run_dir).run_id
     partial = len(graph_edges(clean_graph, run_id))
     assert partial > first_shard_rows and shard_marks(clean_graph, run_id)

@@ -7,7 +7,7 @@
 // param source: list — elementId of each edge's source Feature (resolved once per load: no index seek per edge)
 // param target: list — elementId of each edge's target Feature
 // param d: list — one value per edge, as are mean, std, consistency, n, p, q (null: no property); sign is derived
-//   here from mean by the rule of loaders.runs.edge_properties (not sent: 1.39M strings fewer per reference run)
+//   here from mean by the rule of loaders.runs.edge_signs (not sent: 1.39M strings fewer per reference run)
 // returns: written (edges created); no row when the fence turned the batch away
 MATCH (mark:ShardLoad {id: $mark})
 WHERE mark.offset = $offset
