@@ -29,6 +29,15 @@ def trace() -> None:
     """
 
 
+def _batch_size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """``auto`` (or nothing) -> None, chosen from free memory at run time; otherwise a positive integer."""
+    if value is None or value == "auto":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise click.BadParameter(f"{value!r} is neither 'auto' nor a positive integer")
+    return int(value)
+
+
 def _layer_list(text: str | None) -> list[int] | None:
     if not text:
         return None
@@ -69,7 +78,9 @@ def _layer_list(text: str | None) -> list[int] | None:
               help="reference: max(#>0, n-#>0)/n as the study's code; signed: share of cells with the mean's sign.")
 @click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16", "fp16"]),
               help="Model precision (fp32 reproduces the reference).")
-@click.option("--batch-size", default=32, show_default=True, help="Ablated variants per forward pass.")
+@click.option("--batch-size", default="auto", show_default=True, callback=_batch_size,
+              help="Ablated variants per forward pass; auto chooses from the free memory of the device at run time "
+                   "(pin a number for bit-identical reruns on other machines).")
 @click.option("--run-id", help="Run id (default: derived from the inputs).")
 @click.option("--device", default="cpu", show_default=True, help="Device for planning (measuring frequencies).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -77,8 +88,8 @@ def plan(model_dir: Path, sae_dir: Path, cells_path: Path, token_dictionary: Pat
          gene_median_dictionary: Path | None, run_dir: Path, preset: str, source_layer: int | None,
          downstream: str | None, feature_spec: str, min_top_genes: int, min_frequency: float, frequency_source: str,
          n_cells: int | None, max_length: int, features_per_shard: int, cells_per_shard: int | None,
-         d_threshold: float, consistency_threshold: float, consistency_mode: str, precision: str, batch_size: int,
-         run_id: str | None, device: str, as_json: bool) -> None:
+         d_threshold: float, consistency_threshold: float, consistency_mode: str, precision: str,
+         batch_size: int | None, run_id: str | None, device: str, as_json: bool) -> None:
     """Select source features, validate the inputs against each other and write the run's plan.
 
     \b
@@ -141,7 +152,9 @@ def _units_from_env(variable: str | None, units: tuple[int, ...]) -> list[int] |
 @click.option("--unit-from-env", metavar="VARIABLE",
               help="Take the unit index from an environment variable (SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--batch-size", type=int, help="Ablated variants per forward (default: the plan's).")
+@click.option("--batch-size", callback=_batch_size,
+              help="Ablated variants per forward: a number or auto (default: the plan's, auto unless it set one).")
+@click.option("--max-memory", help="Cap for the whole process on the device when the batch size is auto, e.g. 8GiB.")
 @click.option("--threads", type=int, help="CPU threads for torch (on a shared CPU, 1 avoids thread contention).")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), help="Model directory on this machine.")
 @click.option("--saes", "sae_dir", type=click.Path(path_type=Path), help="SAE directory on this machine.")
@@ -151,8 +164,8 @@ def _units_from_env(variable: str | None, units: tuple[int, ...]) -> list[int] |
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def run(run_dir: Path, units: tuple[int, ...], unit_from_env: str | None, device: str, batch_size: int | None,
-        threads: int | None, model_dir: Path | None, sae_dir: Path | None, cells_path: Path | None,
-        no_finalize: bool, quiet: bool, as_json: bool) -> None:
+        max_memory: str | None, threads: int | None, model_dir: Path | None, sae_dir: Path | None,
+        cells_path: Path | None, no_finalize: bool, quiet: bool, as_json: bool) -> None:
     """Run the plan's unfinished units (skipping finished ones), then merge and finalise when all are done.
 
     Input paths default to the planned ones; a worker on another machine passes its own --model/--saes/--cells.
@@ -161,10 +174,12 @@ def run(run_dir: Path, units: tuple[int, ...], unit_from_env: str | None, device
     Examples:
       atlas trace run runs/l5                          # everything on this machine, resumable
       atlas trace run runs/l5 --unit 3 --device cuda   # one unit; merge later with `atlas trace merge`
+      atlas trace run runs/l5 --max-memory 8GiB         # auto batch size within 8 GiB for the whole process
     """
     import torch
     from tqdm import tqdm
 
+    from atlas.trace.memory import parse_size
     from atlas.trace.run import finalize_run, merge_run, run_status, run_units
 
     if threads is not None:
@@ -183,9 +198,11 @@ def run(run_dir: Path, units: tuple[int, ...], unit_from_env: str | None, device
     with bar:
         paths = {key: str(value) for key, value in
                  (("model", model_dir), ("saes", sae_dir), ("cells", cells_path)) if value is not None}
-        report = run_units(run_dir, selected, device=device, batch_size=batch_size, paths=paths,
+        report = run_units(run_dir, selected, device=device, batch_size=batch_size,
+                           max_memory=parse_size(max_memory) if max_memory else None, paths=paths,
                            on_start=lambda total: setattr(bar, "total", total), on_cell=bar.update,
-                           on_passes=on_passes)
+                           on_passes=on_passes,
+                           on_batch=lambda choice: click.echo(f"batch size {choice.size} ({choice.reason})", err=True))
     elapsed = time.perf_counter() - started
     status = run_status(run_dir)
     if selected is None and not no_finalize and not status["pending"]:
@@ -196,7 +213,7 @@ def run(run_dir: Path, units: tuple[int, ...], unit_from_env: str | None, device
             "units_skipped": len(report.skipped), "units_pending": len(status["pending"]), "clean_passes": report.cells,
             "ablated_passes": report.ablated_passes, "seconds": round(elapsed, 3),
             "ablated_passes_per_s": round(report.ablated_passes / elapsed, 2) if elapsed > 0 else None,
-            "edges": status["counts"].get("edges")}
+            "edges": status["counts"].get("edges"), "batch_size": report.batch.size if report.batch else None}
     if as_json:
         emit_json(data)
     else:

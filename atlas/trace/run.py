@@ -43,6 +43,7 @@ from atlas.runformat import (
 )
 from atlas.sae.biosae import ACTIVATION_MEAN, CHECKPOINT, find_layer_dirs, load_sae_set
 from atlas.trace.engine import trace_cells
+from atlas.trace.memory import BatchChoice, choose_batch_size
 from atlas.trace.plan import Unit, make_plan, units_from_dicts
 from atlas.trace.setup import GENEFORMER_NON_GENE_TOKENS, TraceSetup
 from atlas.trace.stats import Thresholds, WelfordState, benjamini_hochberg, layer_statistics, significant
@@ -66,7 +67,7 @@ class TraceConfig:
     max_length: int = 2048
     n_cells: int | None = None
     precision: str = "fp32"
-    batch_size: int = 32
+    batch_size: int | None = None  # ablated variants per forward; None: chosen from free memory at run time
     non_gene_tokens: list[int] = field(default_factory=lambda: list(GENEFORMER_NON_GENE_TOKENS))
 
     def load_cells(self) -> Cells:
@@ -166,17 +167,21 @@ class UnitReport:
     skipped: list[int] = field(default_factory=list)
     ablated_passes: int = 0
     cells: int = 0
+    batch: BatchChoice | None = None
 
 
 def run_units(run_dir: str | Path, units: list[int] | None = None, *, device: str = "auto",
-              batch_size: int | None = None, paths: dict[str, str] | None = None,
+              batch_size: int | None = None, max_memory: int | None = None, paths: dict[str, str] | None = None,
               on_start: Callable[[int], None] | None = None, on_cell: Callable[[], None] | None = None,
-              on_passes: Callable[[int], None] | None = None) -> UnitReport:
+              on_passes: Callable[[int], None] | None = None,
+              on_batch: Callable[[BatchChoice], None] | None = None) -> UnitReport:
     """Run the given plan units (default: all); units whose state file exists are finished and skipped.
 
     ``paths`` overrides input locations on this machine (keys ``model``, ``saes``, ``cells``, ``token_dictionary``,
     ``gene_median_dictionary``); the cells must still have the planned digest. ``on_start`` receives the number of
     cells to process, ``on_cell`` fires after each cell and ``on_passes`` with each batch of ablated passes.
+    The batch size is ``batch_size``, else the plan's, else chosen from the device's free memory (capped by
+    ``max_memory`` bytes for the whole process) for the longest pending cell; ``on_batch`` receives the choice.
     """
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
@@ -202,6 +207,17 @@ def run_units(run_dir: str | Path, units: list[int] | None = None, *, device: st
         raise AtlasError(f"the model or SAE weights differ from the planned ones (weights digest mismatch): "
                          f"plan a new run for {config.model} and {config.saes}")
     setup = config.load_setup(device)
+    fixed = batch_size or config.batch_size
+    if fixed is not None and fixed < 1:
+        raise AtlasError(f"the batch size must be at least 1, not {fixed}")
+    if fixed:
+        report.batch = BatchChoice(fixed, "set by --batch-size" if batch_size else "set by the plan")
+    else:
+        longest = max((len(tokens) for index in pending
+                       for tokens in cells.input_ids[plan[index].first_cell:plan[index].end_cell]), default=2)
+        report.batch = choose_batch_size(setup, longest, max_memory)
+    if on_batch is not None:
+        on_batch(report.batch)
     if on_start is not None:
         on_start(sum(plan[index].end_cell - plan[index].first_cell for index in pending))
     for index in pending:
@@ -209,7 +225,7 @@ def run_units(run_dir: str | Path, units: list[int] | None = None, *, device: st
         features = unit.features(selected)
         state = WelfordState.empty(features, setup.layer_widths, setup.device)
         for tokens in cells.input_ids[unit.first_cell:unit.end_cell]:
-            trace_cells(setup, features, [tokens], batch_size=batch_size or config.batch_size, state=state,
+            trace_cells(setup, features, [tokens], batch_size=report.batch.size, state=state,
                         progress=on_passes)
             report.cells += 1
             if on_cell is not None:
