@@ -8,6 +8,7 @@ import socket
 import stat
 import subprocess
 import sys
+import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
@@ -132,28 +133,6 @@ def test_port_in_use_is_a_clear_error(tmp_path, monkeypatch):
             server.start(server.ServerConfig.from_env())
 
 
-def test_unsupported_java_is_a_clear_error(tmp_path):
-    fake_java = tmp_path / "java"
-    fake_java.write_text('#!/bin/sh\necho \'openjdk version "11.0.2"\' >&2\n')
-    fake_java.chmod(0o755)
-    with pytest.raises(AtlasError, match="needs Java 17 or 21"):
-        server.find_java([fake_java])
-
-
-def test_artifact_verification_refuses_a_changed_jar(tmp_path):
-    (tmp_path / "a.jar").write_bytes(b"original")
-    expected = artifacts.digest_dir(tmp_path)
-    artifacts.verify(tmp_path, expected)
-    (tmp_path / "a.jar").write_bytes(b"tampered")
-    with pytest.raises(AtlasError, match="checksum mismatch"):
-        artifacts.verify(tmp_path, expected)
-
-
-def test_cached_artifacts_match_the_committed_lock():
-    cached = artifacts.ensure_artifacts()
-    artifacts.verify(cached.lib_dir, artifacts.read_lock())
-
-
 @pytest.mark.skipif(bool(os.environ.get("NEO4J_URI")), reason="managed server only")
 def test_db_status_json_reports_versions_from_the_server(graph):
     atlas = Path(sys.executable).parent / "atlas"
@@ -162,3 +141,20 @@ def test_db_status_json_reports_versions_from_the_server(graph):
     assert status["running"] is True
     assert status["neo4j_version"] == artifacts.NEO4J_VERSION
     assert status["gds_version"] == artifacts.GDS_VERSION
+
+
+@pytest.mark.skipif(bool(os.environ.get("NEO4J_URI")), reason="managed server only")
+def test_managed_server_serves_the_neo4j_browser_at_the_printed_url(graph):
+    url = server.ServerConfig.from_env().browser_url
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.status == 200
+        page = response.read().decode()
+    assert "<title>Neo4j Browser</title>" in page
+
+
+@pytest.mark.skipif(bool(os.environ.get("NEO4J_URI")), reason="managed server only")
+def test_discovery_names_the_managed_bolt_port_for_the_browser(graph):
+    config = server.ServerConfig.from_env()
+    with urllib.request.urlopen(f"http://{config.connect_host}:{config.http_port}/", timeout=30) as response:
+        discovery = json.loads(response.read())
+    assert discovery["bolt_direct"] == config.bolt_uri

@@ -40,7 +40,7 @@ def start(timeout: int, discard: bool) -> None:
     if discard and discard_interrupted(server.ServerConfig.from_env().home):
         click.echo("discarded the database an interrupted offline import left incomplete", err=True)
     config = server.start(timeout=timeout, progress=lambda message: click.echo(message, err=True))
-    click.echo(f"Neo4j is running: {config.bolt_uri} (browser http://{config.listen_address}:{config.http_port}, "
+    click.echo(f"Neo4j is running: {config.bolt_uri} (Neo4j Browser {config.browser_url}, "
                f"user neo4j, password in {config.password_file})")
 
 

@@ -53,9 +53,18 @@ class ServerConfig:
         )
 
     @property
+    def connect_host(self) -> str:
+        """The address a client on this machine uses: the listen address, or localhost for a wildcard."""
+        return "127.0.0.1" if self.listen_address in ("0.0.0.0", "::") else self.listen_address
+
+    @property
     def bolt_uri(self) -> str:
-        host = "127.0.0.1" if self.listen_address in ("0.0.0.0", "::") else self.listen_address
-        return f"bolt://{host}:{self.bolt_port}"
+        return f"bolt://{self.connect_host}:{self.bolt_port}"
+
+    @property
+    def browser_url(self) -> str:
+        """Where the official Neo4j Browser (a jar on the class path) is served."""
+        return f"http://{self.connect_host}:{self.http_port}/browser/"
 
     @property
     def password_file(self) -> Path:

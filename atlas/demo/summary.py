@@ -40,7 +40,7 @@ def next_steps(result: DemoResult) -> dict:
     else:
         config = ServerConfig.from_env()
         bolt, password_file = config.bolt_uri, str(config.password_file)
-        browser = f"http://{config.listen_address}:{config.http_port}/browser/"
+        browser = config.browser_url
     hub = top_hub(result.run_id)
     term = most_enriched_term(result.sae_dir)
     commands = [f"atlas query hubs -p run={result.run_id} -p limit=10"]
