@@ -40,7 +40,9 @@ FEATURE = NodeType(
      "activation_freq": "float", "annotated": "bool", "label": "str",
      # hub write-back of `atlas analyze hubs --write` (atlas.analysis.hubs): one scope per feature
      "hub_scope": "str", "hub": "bool", "hub_rank": "int", "hub_degree": "float", "hub_in_degree": "float",
-     "hub_pagerank": "float", "hub_betweenness": "float"},
+     "hub_pagerank": "float", "hub_betweenness": "float",
+     # module write-back of `atlas analyze modules --write` (atlas.analysis.modules): one scope per feature
+     "module_scope": "str", "module": "int"},
     indexed=("layer", "annotated", "model", ("hub_scope", "hub")),
 )
 GENE = NodeType("Gene", "id", {"id": "str", "symbol": "str"}, indexed=("symbol",))

@@ -1,5 +1,9 @@
 """Named GDS projections of a scope, created inside a context that always drops them (also on error).
 
+Every projection, the built-in analyses' and the analysts' (``Atlas.project``, ``atlas gds``), goes through the
+graphdatascience client's Cypher projection of the one fenced statement ``project_scope``, so it holds exactly the
+scope's visible edges.
+
 Before projecting, the size of the scope is counted and GDS estimates the memory the projection needs; when that
 exceeds the server's free heap, the analysis stops with a message saying what to change instead of letting the
 server run out of memory.
@@ -10,17 +14,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import queries
 from atlas.analysis.scope import Scope
-from atlas.db.connection import Graph
+from atlas.db.connection import Graph, translate_errors
 from atlas.errors import AtlasError
+
+if TYPE_CHECKING:
+    from graphdatascience import Graph as GdsGraph
 
 
 @dataclass(frozen=True)
 class Projection:
-    """A live GDS graph of one scope: its name, size, and helpers to run the internal streaming statements on it."""
+    """A live GDS graph of one scope: its name, size, the client's handle on it (``gds_graph``, for
+    ``graph.gds.<algorithm>.stream(gds_graph)``) and helpers to run the internal streaming statements on it."""
 
     graph: Graph
     scope: Scope
@@ -28,6 +36,7 @@ class Projection:
     node_count: int
     relationship_count: int
     layers: tuple[int, ...]
+    gds_graph: GdsGraph
 
     def stream(self, statement: str, **parameters: Any) -> list[dict[str, Any]]:
         """Run the internal statement ``statement`` (a GDS stream over this projection) and return its rows."""
@@ -54,7 +63,8 @@ class MemoryCheck:
     free_bytes: int
 
 
-def _human(size: float) -> str:
+def human_bytes(size: float) -> str:
+    """A byte count for people: ``512 B``, ``1.5 GiB``."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -83,27 +93,36 @@ def check_memory(graph: Graph, scope: Scope, free_bytes: int | None = None) -> M
     free = free_heap_bytes(graph) if free_bytes is None else free_bytes
     check = MemoryCheck(size["nodes"], size["relationships"], int(estimate["bytes_max"]), free)
     if check.required_bytes > check.free_bytes:
-        raise AtlasError(
-            f"projecting scope {scope.key} ({check.relationship_count:,} edges, up to {check.node_count:,} features) "
-            f"needs about {_human(check.required_bytes)} of Neo4j heap but only {_human(check.free_bytes)} is free: "
-            "give the server more heap (ATLAS_NEO4J_HEAP=4g atlas db stop/start, or the heap of the NEO4J_URI server) "
-            "or narrow the scope with --layer")
+        raise heap_refusal(f"projecting scope {scope.key} ({check.relationship_count:,} edges, "
+                           f"up to {check.node_count:,} features)", check.required_bytes, check.free_bytes)
     return check
 
 
+def heap_refusal(what: str, required_bytes: int, free_bytes: int) -> AtlasError:
+    """The one-line refusal of work that needs more Neo4j heap than is free, saying what to change."""
+    return AtlasError(
+        f"{what} needs about {human_bytes(required_bytes)} of Neo4j heap but only {human_bytes(free_bytes)} is free: "
+        "give the server more heap (ATLAS_NEO4J_HEAP=4g atlas db stop/start, or the heap of the NEO4J_URI server) "
+        "or narrow the scope with --layer")
+
+
 @contextmanager
-def projected(graph: Graph, scope: Scope, free_bytes: int | None = None) -> Iterator[Projection]:
+def projected(graph: Graph, scope: Scope, free_bytes: int | None = None, weighted_undirected: bool = False
+              ) -> Iterator[Projection]:
     """Project the scope's AFFECTS edges into a GDS graph named after the scope; drop it on exit, whatever happens.
 
     ``free_bytes`` overrides the server's free heap in the memory check (tests, or a budget lower than the heap).
+    ``weighted_undirected`` projects the edges undirected with ``weight`` = |d| (community detection).
     """
     check_memory(graph, scope, free_bytes)
     name = scope.projection_name()
     try:
-        row = graph.read(queries.internal("project_scope").text, graph_name=name, **scope.parameters())[0]
-        types = graph.read(queries.internal("projection_types").text, graph_name=name)[0]["types"]
-        layers = tuple(sorted(int(relationship_type[1:]) for relationship_type in types))
-        yield Projection(graph, scope, name, row["node_count"], row["relationship_count"], layers)
+        with translate_errors(graph.settings):
+            gds_graph, result = graph.gds.graph.project.cypher(
+                queries.internal("project_scope").text, graph_name=name, weighted_undirected=weighted_undirected,
+                **scope.parameters())
+        layers = tuple(sorted(int(relationship_type[1:]) for relationship_type in gds_graph.relationship_types()))
+        yield Projection(graph, scope, name, result.node_count, result.relationship_count, layers, gds_graph)
     except BaseException:
         # The original error matters more than a failed clean-up (e.g. when the server went away).
         with suppress(Exception):

@@ -23,6 +23,7 @@ COMMANDS = {
     "analyze": "atlas.cli.analyze:analyze",
     "query": "atlas.cli.query:query",
     "cypher": "atlas.cli.query:cypher",
+    "gds": "atlas.cli.gds:gds",
     "report": "atlas.cli.report:report",
     "ablate": "atlas.cli.experiments:ablate",
     "steer": "atlas.cli.experiments:steer",

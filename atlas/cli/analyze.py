@@ -1,4 +1,5 @@
-"""`atlas analyze`: degrees, hubs, unannotated hubs, tail fit, bias, attenuation and run comparison.
+"""`atlas analyze`: degrees, hubs, unannotated hubs, tail fit, bias, attenuation, run comparison, modules and
+target-overlap similarity.
 
 Every subcommand is scoped by one or more ``--run`` (projected together) and optional ``--layer`` (downstream
 layers), prints a summary and a table, or ``--json``; ``--out`` writes the main table (Parquet/CSV) and ``--plot``
@@ -55,7 +56,8 @@ def hub_rule(threshold: float | None, percentile: float | None, by: str):
     return HubRule(threshold=threshold, percentile=percentile, by=by)
 
 
-def _finish(result, as_json: bool, out: Path | None, plot: Path | None, limit: int = 50) -> None:
+def finish(result, as_json: bool, out: Path | None, plot: Path | None, limit: int = 50) -> None:
+    """Write --out and --plot, then print the result as JSON or as a summary and its main table."""
     from atlas.analysis.result import records, write_table
 
     if out is not None:
@@ -90,7 +92,7 @@ def scoped(analysis: Callable[..., Any]) -> Callable:
         with connect() as graph:
             scope = resolve_scope(graph, runs, layers)
             result = analysis(graph, scope, **options)
-        _finish(result, as_json, out, plot)
+        finish(result, as_json, out, plot)
 
     return command
 
@@ -106,6 +108,8 @@ def analyze() -> None:
       atlas analyze hubs --run L0 --run L5 --run L11 --by pagerank     # a chained atlas
       atlas analyze unannotated-hubs --run L5-exhaustive --percentile 98 --out todo.csv
       atlas analyze compare L5-selective L5-exhaustive --json
+      atlas analyze modules --run L0 --run L5 --run L11 --plot modules.png
+      atlas analyze similarity --run L5-exhaustive --top-k 5
     """
 
 
@@ -238,4 +242,46 @@ def compare(run_a, run_b, layers, as_json, out, plot, threshold, percentile, by)
 
     with connect() as graph:
         result = run(graph, run_a, run_b, list(layers) or None, hub_rule(threshold, percentile, by))
-    _finish(result, as_json, out, plot)
+    finish(result, as_json, out, plot)
+
+
+@analyze.command()
+@scope_options
+@output_options
+@click.option("--algorithm", type=click.Choice(["leiden", "louvain"]), default="leiden", show_default=True)
+@click.option("--gamma", default=1.0, show_default=True, help="Leiden resolution (higher: smaller modules).")
+@click.option("--seed", default=42, show_default=True, help="Random seed (the run is single-threaded: reproducible).")
+@click.option("--hub-threshold", default=1000.0, show_default=True,
+              help="Members with more edges than this count as the module's hubs.")
+@click.option("--write", is_flag=True, help="Store the module id on the features (properties module, module_scope).")
+@scoped
+def modules(graph, scope, algorithm, gamma, seed, hub_threshold, write):
+    """Circuit modules: Leiden (or Louvain) communities of the |d|-weighted, undirected projection; per module its
+    size, layers, hubs, best-connected members and enriched terms (Fisher, Benjamini-Hochberg).
+
+    \b
+    Example:
+      atlas analyze modules --run L5-exhaustive --gamma 1.5 --write --plot modules.png
+    """
+    from atlas.analysis.modules import modules as run
+
+    return run(graph, scope, algorithm=algorithm, gamma=gamma, seed=seed, hub_threshold=hub_threshold, write=write)
+
+
+@analyze.command()
+@scope_options
+@output_options
+@click.option("--top-k", default=10, show_default=True, help="Most similar features listed per feature.")
+@scoped
+def similarity(graph, scope, top_k):
+    """Redundancy by target overlap: node similarity (Jaccard over downstream targets, top-k per feature); where
+    `atlas ablate` measured feature sets of the same model and SAEs, their mean overlap beside the measured
+    redundancy ratio (Spearman).
+
+    \b
+    Example:
+      atlas analyze similarity --run L5-exhaustive --top-k 5 --out similar.parquet
+    """
+    from atlas.analysis.similarity import similarity as run
+
+    return run(graph, scope, top_k=top_k)

@@ -12,12 +12,16 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from neo4j import Driver, GraphDatabase, ManagedTransaction, RoutingControl
 from neo4j.exceptions import AuthError, ClientError, ServiceUnavailable, SessionExpired
 
 from atlas.errors import AtlasError
+
+if TYPE_CHECKING:
+    from graphdatascience import GraphDataScience
 
 T = TypeVar("T")
 # The driver logs each transaction retry as a warning; without a handler, logging's last resort prints them on
@@ -60,6 +64,14 @@ class Graph:
     @property
     def database(self) -> str:
         return self.settings.database
+
+    @cached_property
+    def gds(self) -> GraphDataScience:
+        """The graphdatascience client on this driver (same credentials and database), over Bolt."""
+        from graphdatascience import GraphDataScience
+
+        with translate_errors(self.settings):
+            return GraphDataScience(self.driver, database=self.database, arrow=False, show_progress=False)
 
     def read(self, query: str, **parameters: Any) -> list[dict[str, Any]]:
         """Run a parameterised read query (routed to a reader on a cluster) and return its rows as dicts."""

@@ -2,14 +2,17 @@
 // param graph_name: str — the projection name (made from the runs and layers of the scope)
 // param runs: str[] — run ids
 // param layers: int[] = null — downstream layers (default all)
-// returns: graph_name, node_count, relationship_count
+// param weighted_undirected: bool = false — undirected, with |d| as the relationship property weight (modules)
+// returns: projection — the map gds.graph.project returns (graphName, nodeCount, relationshipCount, ...)
 // Counts only edges of shards their Run lists as visible (loaders/online.py: the shard visibility fence). A shard
 // key names its run (loaders.schema.shard_key), so the scope's visible keys alone find exactly its edges,
-// through the AFFECTS(shard) index, without reading each edge's run.
+// through the AFFECTS(shard) index, without reading each edge's run. One returned column: the graphdatascience
+// client's Cypher projection (gds.graph.project.cypher) reads the projection's map from it.
 CALL () { MATCH (run:Run) WHERE run.id IN $runs UNWIND run.visible AS key RETURN collect(key) AS visible }
 MATCH (source:Feature)-[edge:AFFECTS]->(target:Feature)
 USING INDEX edge:AFFECTS(shard)
 WHERE edge.shard IN visible AND ($layers IS NULL OR target.layer IN $layers)
-WITH gds.graph.project($graph_name, source, target, {relationshipType: 'L' + toString(target.layer)}) AS projected
-RETURN projected.graphName AS graph_name, projected.nodeCount AS node_count,
-       projected.relationshipCount AS relationship_count
+RETURN gds.graph.project($graph_name, source, target,
+       {relationshipType: 'L' + toString(target.layer),
+        relationshipProperties: CASE WHEN $weighted_undirected THEN {weight: abs(edge.d)} ELSE {} END},
+       {undirectedRelationshipTypes: CASE WHEN $weighted_undirected THEN ['*'] ELSE [] END}) AS projection
