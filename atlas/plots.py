@@ -122,6 +122,42 @@ def compare_figure(layers: pd.DataFrame) -> Figure:
     return figure
 
 
+def modules_figure(members: pd.DataFrame, limit: int = 25) -> Figure:
+    """Sizes of the largest modules, each bar split by the layers of its members."""
+    figure = Figure(figsize=(7, 4.2), layout="constrained")
+    axis = figure.subplots()
+    counts = members.pivot_table(index="module", columns="layer", values="uid", aggfunc="count", fill_value=0)
+    counts = counts.loc[counts.sum(axis=1).sort_values(ascending=False).index[:limit]]
+    bottom = np.zeros(len(counts))
+    positions = np.arange(len(counts))
+    for layer in counts.columns:
+        axis.bar(positions, counts[layer], bottom=bottom, label=f"L{layer}")
+        bottom += counts[layer].to_numpy()
+    axis.set_xticks(positions, [str(module) for module in counts.index])
+    axis.set_xlabel("module")
+    axis.set_ylabel("features")
+    axis.set_title("Circuit modules by size and layer")
+    axis.legend(title="layer")
+    return figure
+
+
+def similarity_figure(pairs: pd.DataFrame, ablation: pd.DataFrame) -> Figure:
+    """Target overlap of each feature's nearest neighbour; beside it, overlap against measured redundancy."""
+    figure = Figure(figsize=(9, 3.8), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    nearest = pairs.loc[pairs["rank"] == 1, "jaccard"] if len(pairs) else pd.Series(dtype=float)
+    left.hist(nearest, bins=30, color=ANNOTATED)
+    left.set_xlabel("Jaccard of downstream targets (nearest neighbour)")
+    left.set_ylabel("features")
+    left.set_title("Target overlap")
+    if len(ablation):
+        right.scatter(ablation["mean_jaccard"], ablation["median_redundancy"], s=14, color=UNANNOTATED)
+    right.set_xlabel("mean pairwise target Jaccard of the set")
+    right.set_ylabel("median redundancy ratio")
+    right.set_title("Overlap vs ablation" if len(ablation) else "No ablation sets for this scope")
+    return figure
+
+
 DRAWERS: dict[str, Callable[[AnalysisResult], Figure]] = {
     "degrees": lambda result: degree_figure(result.tables["features"], result.tables["ccdf"], result.scope),
     "hubs": lambda result: hubs_figure(result.tables["hubs"]),
@@ -131,6 +167,8 @@ DRAWERS: dict[str, Callable[[AnalysisResult], Figure]] = {
     "attenuation": lambda result: attenuation_figure(result.tables["layers"]),
     "bias": lambda result: bias_figure(result.tables["features"]),
     "compare": lambda result: compare_figure(result.tables["layers"]),
+    "modules": lambda result: modules_figure(result.tables["members"]),
+    "similarity": lambda result: similarity_figure(result.tables["pairs"], result.tables["ablation"]),
 }
 
 

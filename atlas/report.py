@@ -29,7 +29,8 @@ from atlas import plots
 from atlas.analysis.attenuation import attenuation
 from atlas.analysis.bias import bias
 from atlas.analysis.heavy_tail import tail_from_values
-from atlas.analysis.hubs import DEFAULT_RULE, HubReport, HubRule, hub_report
+from atlas.analysis.hubs import DEFAULT_RULE, DEFAULT_THRESHOLD, HubReport, HubRule, hub_report
+from atlas.analysis.modules import modules
 from atlas.analysis.result import AnalysisResult
 from atlas.analysis.scope import Scope
 from atlas.db.connection import Graph
@@ -153,8 +154,20 @@ def bias_section(context: ReportContext) -> Section | None:
                     [("Tests", "tests")])
 
 
+def modules_section(context: ReportContext) -> Section:
+    """Leiden modules of the |d|-weighted undirected graph with their layers, hubs and enriched terms."""
+    result = modules(context.graph, context.scope,
+                     hub_threshold=DEFAULT_THRESHOLD if context.rule.threshold is None else context.rule.threshold)
+    summary = result.summary
+    return _section(result, "modules", "Circuit modules",
+                    f"Leiden finds {summary['modules']} modules among {summary['features']} features "
+                    f"(largest {summary['largest_module']}); {summary['modules_with_enriched_terms']} have "
+                    "annotation terms enriched among their members (Fisher, BH q <= 0.05).",
+                    [("Modules", "modules"), ("Enriched terms", "enrichment")])
+
+
 CORE_SECTIONS: list[SectionBuilder] = [summary_section, degrees_section, hubs_section, unannotated_section,
-                                       attenuation_section, tail_section, bias_section]
+                                       attenuation_section, tail_section, bias_section, modules_section]
 
 # EXTENSION POINT for the experiments: builders for "Combinatorial ablation" (redundancy ratio, interaction term,
 # super/sub-additivity classes from (:Interaction) nodes) and "Steering" (trajectory shift ds per feature and alpha

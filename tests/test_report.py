@@ -50,7 +50,7 @@ def test_report_is_self_contained_with_every_core_section_and_its_command(run, g
     paths = report.write_report(built, tmp_path)
     page = paths["html"].read_text()
     assert [section.key for section in built.sections] == ["summary", "degrees", "hubs", "unannotated-hubs",
-                                                           "attenuation", "powerlaw", "bias"]
+                                                           "attenuation", "powerlaw", "bias", "modules"]
     sources = re.findall(r"src='([^']*)'", page)
     assert sources and all(source.startswith("data:image/png;base64,") for source in sources)
     assert "http" not in page.replace("http-equiv", "")

@@ -32,13 +32,14 @@ TOP_MEMBERS = 3
 
 def membership(projection: Projection, algorithm: str = "leiden", gamma: float = 1.0, seed: int = SEED
                ) -> pd.DataFrame:
-    """node_id, uid, layer, degree and module of every projected feature (one thread: reproducible with the seed)."""
+    """uid, layer, degree and module of every projected feature (``gamma`` and ``seed``: Leiden only)."""
     if algorithm not in ALGORITHMS:
         raise AtlasError(f"modules come from {' or '.join(ALGORITHMS)}, not {algorithm!r}")
     endpoints = getattr(projection.graph.gds, algorithm)
-    options: dict[str, Any] = {"relationship_weight_property": "weight", "random_seed": seed, "concurrency": 1}
+    # One thread: Louvain (which takes no seed) and Leiden (with its seed) then give the same modules every run.
+    options: dict[str, Any] = {"relationship_weight_property": "weight", "concurrency": 1}
     if algorithm == "leiden":
-        options["gamma"] = gamma
+        options |= {"gamma": gamma, "random_seed": seed}
     with translate_errors(projection.graph.settings):
         communities = endpoints.stream(projection.gds_graph, **options)
     features = pd.DataFrame(projection.columns("projected_features"), columns=["node_id", "uid", "layer", "out_degree"])
@@ -107,13 +108,13 @@ def modules(graph: Graph, scope: Scope, algorithm: str = "leiden", gamma: float 
     sizes = table["size"].to_numpy() if len(table) else np.zeros(0, dtype=int)
     summary = {"algorithm": algorithm, "features": len(members), "edges": edges, "modules": len(table),
                "singletons": int((sizes == 1).sum()), "largest_module": int(sizes.max()) if sizes.size else 0,
-               "modules_with_enriched_terms": int((table["enriched_terms"].map(len) > 0).sum()),
-               "seed": seed}
+               "modules_with_enriched_terms": int((table["enriched_terms"].map(len) > 0).sum())}
     if write:
         members["module_scope"] = scope.key
         summary["written"] = write_feature_properties(graph, members,
                                                       {"module": "module", "module_scope": "module_scope"})
-    flags = f"--algorithm {algorithm}" + (f" --gamma {gamma:g}" if algorithm == "leiden" else "")
+    flags = f"--algorithm {algorithm}" + (f" --gamma {gamma:g} --seed {seed}" if algorithm == "leiden" else "")
     return AnalysisResult("modules", scope.key, summary,
                           {"modules": table, "members": members, "enrichment": enrichment}, main="modules",
-                          command=f"atlas analyze modules {scope.command_flags()} {flags} --seed {seed}")
+                          command=f"atlas analyze modules {scope.command_flags()} {flags} "
+                                  f"--hub-threshold {hub_threshold:g}")

@@ -250,7 +250,7 @@ def compare(run_a, run_b, layers, as_json, out, plot, threshold, percentile, by)
 @output_options
 @click.option("--algorithm", type=click.Choice(["leiden", "louvain"]), default="leiden", show_default=True)
 @click.option("--gamma", default=1.0, show_default=True, help="Leiden resolution (higher: smaller modules).")
-@click.option("--seed", default=42, show_default=True, help="Random seed (the run is single-threaded: reproducible).")
+@click.option("--seed", default=42, show_default=True, help="Leiden random seed (one thread: reproducible).")
 @click.option("--hub-threshold", default=1000.0, show_default=True,
               help="Members with more edges than this count as the module's hubs.")
 @click.option("--write", is_flag=True, help="Store the module id on the features (properties module, module_scope).")

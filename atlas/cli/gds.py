@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from atlas.cli.analyze import finish, output_options, scope_options
+from atlas.cli.analyze import finish, scope_options
 from atlas.errors import AtlasError
 
 
@@ -38,10 +38,12 @@ def parse_configuration(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--write", "write_property", metavar="PROPERTY",
               help="Store the per-feature result on the features under this property name (stream mode).")
 @click.option("--column", help="The result column --write stores (default: the only numeric one).")
-@output_options
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the result table to a .parquet or .csv file.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (summary and the result table).")
 def gds(algorithm: str, runs: tuple[str, ...], layers: tuple[int, ...], configuration: tuple[str, ...], mode: str,
-        weighted: bool, write_property: str | None, column: str | None, as_json: bool, out: Path | None,
-        plot: Path | None) -> None:
+        weighted: bool, write_property: str | None, column: str | None, out: Path | None,
+        as_json: bool) -> None:
     """Run any GDS ALGORITHM of the installed library (stream or stats mode) on the projection of --run (repeatable)
     and --layer; results are joined to feature uid, label and layer. The projection is estimated first, is the only
     thing created, and is dropped; the stored graph is untouched unless --write is given.
@@ -59,8 +61,6 @@ def gds(algorithm: str, runs: tuple[str, ...], layers: tuple[int, ...], configur
     from atlas.db.connection import connect
     from loaders.feature_properties import check_property_name, write_feature_properties
 
-    if plot is not None:
-        raise AtlasError("atlas gds draws no figure: use --out and plot the table")
     if write_property is not None:
         check_property_name(write_property)
         if mode != "stream":
