@@ -163,7 +163,7 @@ def test_gds_wcc_equals_scipy_weak_components(clean_graph):
     for a, b in combinations(nodes, 2):
         assert (found[a] == found[b]) == (labels[index[a]] == labels[index[b]])
     stats = atlas_json("gds", "wcc", "--run", "islands", "--mode", "stats")
-    assert {"statistic": "component_count", "value": 3} in stats["tables"]["stats"]
+    assert {"statistic": "component_count", "value": 3, "text": None} in stats["tables"]["stats"]
 
 
 def test_gds_node_similarity_equals_jaccard_of_targets(toy):
@@ -303,12 +303,13 @@ def test_similarity_sets_target_overlap_beside_measured_redundancy(toy, graph, w
 
 def test_every_new_json_output_is_strict(toy, tmp_path):
     for arguments in (["gds", "pageRank", "--run", "toy", "--out", str(tmp_path / "pr.csv")],
-                      ["gds", "wcc", "--run", "toy", "--mode", "stats"],
+                      ["gds", "wcc", "--run", "toy", "--mode", "stats", "--out", str(tmp_path / "wcc.parquet")],
                       ["analyze", "modules", "--run", "toy", "--plot", str(tmp_path / "modules.png")],
                       ["analyze", "similarity", "--run", "toy", "--plot", str(tmp_path / "similarity.svg")]):
         output = atlas_json(*arguments)
         assert output["tables"]
     assert len(pd.read_csv(tmp_path / "pr.csv")) == 140
+    assert "component_count" in set(pd.read_parquet(tmp_path / "wcc.parquet")["statistic"])
     assert (tmp_path / "modules.png").stat().st_size > 0 and (tmp_path / "similarity.svg").exists()
 
 

@@ -9,6 +9,7 @@ feature uid, label and layer.
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -141,10 +142,14 @@ def with_features(graph: Graph, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def stats_table(statistics: dict[str, Any]) -> pd.DataFrame:
-    """A stats result as rows of statistic and value (nested maps flattened to ``a.b``)."""
+    """A stats result as one row per statistic (nested maps flattened to ``a.b``): numbers in ``value``, anything
+    else as text in ``text``, so the table has one type per column (Parquet, CSV, strict JSON)."""
     flat = pd.json_normalize(statistics).iloc[0]
-    return pd.DataFrame({"statistic": flat.index, "value": [str(value) if isinstance(value, (list, dict)) else value
-                                                             for value in flat.to_numpy()]})
+    numeric = [isinstance(value, (int, float, np.number)) and not isinstance(value, bool) for value in flat]
+    return pd.DataFrame({"statistic": flat.index,
+                         "value": [float(value) if number else np.nan
+                                   for value, number in zip(flat, numeric, strict=True)],
+                         "text": [None if number else str(value) for value, number in zip(flat, numeric, strict=True)]})
 
 
 @contextmanager
@@ -179,8 +184,10 @@ def run_algorithm(graph: Graph, scope: Scope, name: str, configuration: dict[str
             summary["rows"] = len(table)
         else:
             table = stats_table(output.model_dump())
-    flags = " ".join(f"-c {_camel(key)}={value}" for key, value in arguments.items())
-    command = f"atlas gds {algorithm} {scope.command_flags()} --mode {mode} {flags}".strip()
+    flags = [f"-c {_camel(key)}={value if isinstance(value, str) else json.dumps(value)}"
+             for key, value in arguments.items()]
+    command = " ".join(["atlas gds", algorithm, scope.command_flags(), "--mode", mode,
+                        *(["--weighted"] if weighted_undirected else []), *flags])
     return AnalysisResult("gds", scope.key, summary, {mode: table}, main=mode, command=command)
 
 
