@@ -65,11 +65,14 @@ SHARD_LOAD = NodeType("ShardLoad", "id", {"id": "str", "run": "str", "shard": "s
 INTERACTION = NodeType(
     "Interaction", "id",
     {"id": "str", "run": "str", "order": "int",
-     # combinatorial ablation of one feature set (atlas.experiments): how it was chosen and its summary
+     # combinatorial ablation of one feature set (atlas.experiments): how it was chosen, under which definition
+     # (study or whole-set; absent on sets stored before it was recorded: whole-set) and its summary
      "selection": "str", "term": "str", "members": "str[]", "target_layer": "int", "n_cells": "int",
-     "n_targets": "int", "median_redundancy": "float", "mean_redundancy": "float", "mean_abs_interaction": "float",
-     "mean_abs_full_d": "float", "fraction_superadditive": "float", "fraction_additive": "float",
-     "fraction_subadditive": "float", "redundancy_by_order": "float[]"},
+     "definition": "str", "n_targets": "int", "median_redundancy": "float", "mean_redundancy": "float",
+     "median_interaction": "float", "median_marginal": "float", "mean_abs_interaction": "float",
+     "mean_abs_full_d": "float", "n_superadditive": "int", "n_additive": "int", "n_subadditive": "int",
+     "fraction_superadditive": "float", "fraction_additive": "float", "fraction_subadditive": "float",
+     "redundancy_by_order": "float[]"},
     indexed=("run",),
 )
 STEERING = NodeType(

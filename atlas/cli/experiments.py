@@ -25,7 +25,14 @@ def _shared_options(command: Callable) -> Callable:
                      help="Tokenized Geneformer dataset directory, or an .h5ad (then pass both dictionaries)."),
         click.option("--token-dictionary", type=_PATH, help="Geneformer token dictionary (.pkl/.json)."),
         click.option("--gene-median-dictionary", type=_PATH, help="Geneformer gene-median dictionary (.h5ad cells)."),
-        click.option("--n-cells", type=int, help="Use the first N cells (default: all)."),
+        click.option("--n-cells", type=int, help="Use the first N cells (of the --sample when given; default: all)."),
+        click.option("--sample", type=int, help="Draw N cells at random first (seeded by --cell-seed)."),
+        click.option("--cell-seed", default=42, show_default=True, help="Seed of the --sample draw."),
+        click.option("--normalization", default="geneformer", show_default=True,
+                     type=click.Choice(["geneformer", "log1p"]),
+                     help=".h5ad encoding: Geneformer's tokenizer, or log1p before the gene medians (the study's)."),
+        click.option("--active", default="topk", show_default=True, type=click.Choice(["topk", "positive"]),
+                     help="Where a feature is active: among its SAE's top-k (the study's code) or positive code."),
         click.option("--max-length", default=2048, show_default=True, help="Truncate cells to this many tokens."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
         click.option("--out", "out_dir", type=_PATH, help="Results directory (default: ./experiments/<run id>)."),
@@ -54,7 +61,8 @@ def _cells(options: dict[str, Any]):
 
     _require(model=options["model_dir"], saes=options["saes_dir"], cells=options["cells_path"])
     return CellSource(options["cells_path"], options["token_dictionary"], options["gene_median_dictionary"],
-                      options["n_cells"], options["max_length"])
+                      options["n_cells"], options["max_length"], options["sample"], options["cell_seed"],
+                      options["normalization"])
 
 
 def _store(run: dict[str, Any], tables: dict, out_dir: Path) -> dict[str, int]:
@@ -116,17 +124,27 @@ def _loaded(load_dir: Path, kind: str):
 @click.option("--target-layer", type=int, help="Layer whose features are measured (default: the last).")
 @click.option("--batch-size", default=64, show_default=True, help="Ablation conditions per forward pass.")
 @click.option("--min-effect", default=0.5, show_default=True,
-              help="Targets with |d| above this in any condition are classified.")
-@click.option("--tolerance", default=0.1, show_default=True, help="Additive when the redundancy is 1 +- this.")
-def ablate(model_dir, saes_dir, cells_path, token_dictionary, gene_median_dictionary, n_cells, max_length, device,
-           out_dir, run_id, store, load_dir, plot, as_json, quiet, explicit, selections, layers, order, n_sets,
-           min_frequency, seed, target_layer, batch_size, min_effect, tolerance) -> None:
+              help="Targets: |d| above this in any condition ...")
+@click.option("--min-consistency", default=0.7, show_default=True,
+              help="... with consistency above this in the same condition (study definition).")
+@click.option("--tolerance", type=float,
+              help="Additive when the redundancy is 1 +- this (default: 0.2 study, 0.1 whole-set).")
+@click.option("--definition", default="study", show_default=True, type=click.Choice(["study", "whole-set"]),
+              help="study: the reference code's positions, targets, ratio, interaction and classes; whole-set: "
+                   "every condition over the whole set's active positions, signed interaction.")
+def ablate(model_dir, saes_dir, cells_path, token_dictionary, gene_median_dictionary, n_cells, sample, cell_seed,
+           normalization, active, max_length, device, out_dir, run_id, store, load_dir, plot, as_json, quiet,
+           explicit, selections, layers, order, n_sets, min_frequency, seed, target_layer, batch_size, min_effect,
+           min_consistency, tolerance, definition) -> None:
     """Ablate every subset of feature sets together and measure redundancy and interactions at a target layer.
 
     For a triplet A,B,C the conditions A, B, C, AB, AC, BC, ABC each run in one forward (every feature at its own
     layer); per target feature: the redundancy |d_ABC| / (|d_A|+|d_B|+|d_C|), the inclusion-exclusion interaction
     term, the marginal contribution of the last feature and the class (super-, sub-additive, or additive within
-    --tolerance). Results go to a directory and, by default, to the graph as (:Interaction) nodes.
+    --tolerance). --definition study (default) follows the reference study's code: each condition averaged over
+    its own members' active positions, targets with |d| > 0.5 and consistency > 0.7 in any condition, ratio 1.0
+    where the summed singles are <= 0.01, interaction and marginal over |d|, medians as headline numbers.
+    Results go to a directory and, by default, to the graph as (:Interaction) nodes.
 
     \b
     Examples:
@@ -151,19 +169,23 @@ def ablate(model_dir, saes_dir, cells_path, token_dictionary, gene_median_dictio
         sets = choose_sets(saes_dir, explicit, selections, chosen_layers, order, n_sets, seed, min_frequency)
         run_dir = out_dir or _pending()
         run, tables = run_ablation(model_dir, saes_dir, cells, run_dir, sets, target_layer=target_layer,
-                                   batch_size=batch_size, min_effect=min_effect, tolerance=tolerance, device=device,
+                                   batch_size=batch_size, min_effect=min_effect, min_consistency=min_consistency,
+                                   tolerance=tolerance, definition=definition, active=active, device=device,
                                    run_id=run_id, progress=not quiet and not as_json)
         out_dir = _settle(run_dir, out_dir, run["id"])
     header = _finish(run, tables, out_dir, store, plot, lambda: redundancy_figure(tables["orders"]),
                      quiet or as_json)
     set_columns = ["set_id", "selection", "order", "members", "term", "n_cells", "n_targets", "median_redundancy",
-                   "fraction_subadditive", "fraction_additive", "fraction_superadditive", "mean_abs_interaction"]
+                   "median_interaction", "median_marginal", "n_subadditive", "n_additive", "n_superadditive",
+                   "definition"]
     sets_rows = _records(tables["sets"], set_columns)
     orders_rows = _records(order_overview(tables["orders"]))
     if as_json:
         emit_json(header | {"sets": sets_rows, "orders": orders_rows})
         return
-    emit_table(sets_rows, title=f"Feature sets ({run['id']}, target layer {run['thresholds']['target_layer']})")
+    definition = run["thresholds"].get("definition", "whole-set")
+    emit_table(sets_rows, title=f"Feature sets ({run['id']}, target layer {run['thresholds']['target_layer']}, "
+                                f"{definition} definition)")
     click.echo()
     emit_table(orders_rows, title="By order (single -> pair -> triplet ...)")
 

@@ -30,12 +30,21 @@ class CellSource:
     gene_median_dictionary: Path | None = None
     n_cells: int | None = None
     max_length: int = 2048
+    sample: int | None = None
+    seed: int = 42
+    normalization: str = "geneformer"
 
     def load(self) -> Cells:
         """The cells as token sequences."""
         return load_cells(self.path, token_dictionary=self.token_dictionary,
                           gene_median_dictionary=self.gene_median_dictionary, max_length=self.max_length,
-                          n_cells=self.n_cells)
+                          n_cells=self.n_cells, sample=self.sample, seed=self.seed, normalization=self.normalization)
+
+    def choice(self) -> dict[str, Any]:
+        """How the cells were chosen and encoded, as a run records it."""
+        return {"sample": self.sample, "seed": self.seed if self.sample is not None else None,
+                "n_cells": self.n_cells,
+                "normalization": self.normalization if Path(self.path).suffix.lower() == ".h5ad" else None}
 
 
 def _load_model(model_dir: Path, device: str):
@@ -76,9 +85,12 @@ def choose_sets(saes_dir: Path, explicit: Sequence[str], selections: Sequence[st
 
 def run_ablation(model_dir: Path, saes_dir: Path, cells: CellSource, out_dir: Path, sets: Sequence[FeatureSet], *,
                  target_layer: int | None = None, batch_size: int = 64, min_effect: float = 0.5,
-                 tolerance: float = 0.1, device: str = "auto", run_id: str | None = None, progress: bool = False
+                 min_consistency: float = 0.7, tolerance: float | None = None, definition: str = "study",
+                 active: str = "topk", device: str = "auto", run_id: str | None = None, progress: bool = False
                  ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
-    """Ablate ``sets`` on the cells and write the results directory; returns the Run record and the tables."""
+    """Ablate ``sets`` on the cells and write the results directory; returns the Run record and the tables.
+
+    The definitions used (``definition``, ``active``) and the cell choice are recorded in the Run's thresholds."""
     from atlas.experiments.ablation import ablate
     from atlas.model import n_layers
 
@@ -88,9 +100,12 @@ def run_ablation(model_dir: Path, saes_dir: Path, cells: CellSource, out_dir: Pa
     member_layers = [member.layer for feature_set in sets for member in feature_set.members]
     saes = _load_saes(saes_dir, [*member_layers, target_layer], device_)
     result = ablate(model, saes, cell_set.input_ids, sets, target_layer, batch_size=batch_size,
-                    min_effect=min_effect, tolerance=tolerance, device=device_, progress=progress)
+                    min_effect=min_effect, min_consistency=min_consistency, tolerance=tolerance,
+                    definition=definition, active=active, device=device_, progress=progress)
     model_name, sae_name = _names(model_dir, saes_dir)
-    thresholds = {"min_effect": min_effect, "tolerance": tolerance, "target_layer": target_layer}
+    thresholds = {"min_effect": min_effect, "min_consistency": min_consistency, "tolerance": result.tolerance,
+                  "target_layer": target_layer, "definition": result.definition, "active": active,
+                  "cells": cells.choice()}
     identity = [[str(m) for m in s.members] for s in sets]
     run = run_record("ablation", model_name, sae_name, cell_set.n_cells, cell_set.digest, thresholds, identity,
                      run_id)
