@@ -43,6 +43,7 @@ class Cells:
     input_ids: list[np.ndarray]
     digest: str
     source: str
+    rows: np.ndarray | None = None  # which rows of the source the cells are, in order
 
     @property
     def n_cells(self) -> int:
@@ -123,16 +124,21 @@ def load_cells(
             raise AtlasError(f"{name} must be positive, got {value}")
     if normalization not in NORMALIZATIONS:
         raise AtlasError(f"normalization {normalization!r} is not one of {', '.join(NORMALIZATIONS)}")
+    chosen: list[np.ndarray] = []
+
+    def rows_of(total: int) -> np.ndarray:
+        chosen.append(choose_rows(total, sample, seed, n_cells))
+        return chosen[0]
+
     if path.is_dir():
         tokens = load_dictionary(token_dictionary) if token_dictionary is not None else None
-        input_ids = _read_tokenized_dataset(path, lambda total: choose_rows(total, sample, seed, n_cells),
-                                            max_length, tokens)
+        input_ids = _read_tokenized_dataset(path, rows_of, max_length, tokens)
     elif path.is_file() and path.suffix.lower() == ".h5ad":
         if token_dictionary is None or gene_median_dictionary is None:
             raise AtlasError(f"{path} is an .h5ad: pass the token dictionary and the gene-median dictionary too")
         input_ids = _encode_h5ad(
-            path, load_dictionary(token_dictionary), load_dictionary(gene_median_dictionary), max_length,
-            lambda total: choose_rows(total, sample, seed, n_cells), normalization
+            path, load_dictionary(token_dictionary), load_dictionary(gene_median_dictionary), max_length, rows_of,
+            normalization
         )
     elif not path.exists():
         raise AtlasError(f"cells not found: {path}")
@@ -140,7 +146,21 @@ def load_cells(
         raise AtlasError(f"{path}: expected a tokenized dataset directory (Hugging Face datasets) or an .h5ad file")
     if not input_ids:
         raise AtlasError(f"{path} holds no cells")
-    return Cells(input_ids=input_ids, digest=cells_digest(input_ids), source=str(path))
+    return Cells(input_ids=input_ids, digest=cells_digest(input_ids), source=str(path), rows=chosen[0])
+
+
+def read_expression(path: str | Path, rows: np.ndarray) -> np.ndarray:
+    """Log-normalised expression ``log1p(count / total * 10,000)`` of the given rows of an `.h5ad`, all genes (the
+    matrix the reference study computes its steering pseudotime on)."""
+    import anndata
+
+    try:
+        adata = anndata.read_h5ad(path, backed="r")
+    except (OSError, KeyError, ValueError) as error:
+        raise AtlasError(f"cannot read {path}: {error}") from None
+    counts = _dense(adata.X[np.asarray(rows)])
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.log1p(counts / np.where(totals > 0, totals, 1.0) * TARGET_SUM).astype(np.float32)
 
 
 def choose_rows(total: int, sample: int | None, seed: int, n_cells: int | None) -> np.ndarray:

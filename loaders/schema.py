@@ -80,7 +80,7 @@ STEERING = NodeType(
     {"id": "str", "run": "str", "alpha": "float",
      # trajectory steering of one feature at one alpha (atlas.experiments): state shift toward late pseudotime
      "feature": "str", "layer": "int", "n_cells": "int", "switch_d": "float", "fraction_positive": "float",
-     "mean_ds": "float", "std_ds": "float", "top_up": "str[]", "top_down": "str[]"},
+     "mean_ds": "float", "std_ds": "float", "top_genes": "str[]", "top_up": "str[]", "top_down": "str[]"},
     indexed=("run", "feature"),
 )
 # Held while one writer loads or deletes a run (loaders.lock); it exists only while that writer runs.

@@ -215,39 +215,58 @@ def _settle(run_dir: Path, out_dir: Path | None, run_id: str) -> Path:
 @_shared_options
 @click.option("--layers", help="Layers to search for switch features, e.g. 5,11,17 (or give --feature).")
 @click.option("--feature", "features", multiple=True, metavar="L:F", help="Steer this feature (repeatable).")
-@click.option("--alpha", "alphas", multiple=True, type=float, help="Steering strength (repeatable; default 0, 2, 4).")
+@click.option("--alpha", "alphas", multiple=True, type=float,
+              help="Steering strength (repeatable; default 2 and 5, the study's).")
 @click.option("--pseudotime", "pseudotime_path", type=_PATH,
               help="Per-cell pseudotime from a .csv/.tsv/.parquet/.h5ad/.npy (default: diffusion pseudotime).")
 @click.option("--pseudotime-column", default="pseudotime", show_default=True, help="Column of --pseudotime.")
-@click.option("--root", "root_rule", default="dc1-min", show_default=True,
-              help="Root of diffusion pseudotime: cell:<index>, dc1-min, dc1-max or group:<label>.")
-@click.option("--labels", "labels_path", type=_PATH, help="Per-cell labels for --root group:<label>.")
-@click.option("--label-column", default="cell_type", show_default=True, help="Column of --labels.")
+@click.option("--pseudotime-of", "pseudotime_of", default="auto", show_default=True,
+              type=click.Choice(["auto", "expression", "embedding"]),
+              help="Diffusion pseudotime of the expression (the study's: HVG, PCA, diffusion map; .h5ad cells) or of "
+                   "the model's mean embedding; auto: expression for .h5ad cells.")
+@click.option("--root", "root_rule", default="auto", show_default=True,
+              help="Root of diffusion pseudotime: auto (type:hematopoietic stem cell when cells carry that type, "
+                   "else dc1-min), type:<label> (first cell of it), cell:<index>, dc1-min, dc1-max, group:<label>.")
+@click.option("--labels", "labels_path", type=_PATH,
+              help="Per-cell labels for the root rule (default: --label-column of the .h5ad cells' obs).")
+@click.option("--label-column", default="cell_type", show_default=True, help="Column of the labels.")
 @click.option("--neighbors", default=15, show_default=True, help="Neighbours of the diffusion graph.")
+@click.option("--groups", default="tertiles", show_default=True, type=click.Choice(["tertiles", "extremes"]),
+              help="Early and late cells: pseudotime tertiles (the study's) or --extreme-fraction at each end.")
 @click.option("--extreme-fraction", default=0.2, show_default=True,
-              help="Share of cells at each pseudotime end that make the early and late signatures.")
+              help="With --groups extremes: share of cells at each pseudotime end.")
+@click.option("--steer-cells", default="early", show_default=True, type=click.Choice(["early", "all"]),
+              help="Which cells are steered: the early group (the study's) or every cell.")
+@click.option("--spread", default="population", show_default=True, type=click.Choice(["population", "sample"]),
+              help="std_ds estimator: population (ddof 0, the study's numpy std) or sample (ddof 1).")
 @click.option("--switch-threshold", default=0.8, show_default=True,
               help="|Cohen's d| (late vs early activation) that makes a switch feature.")
 @click.option("--max-features", default=10, show_default=True, help="Switch features steered per layer.")
-@click.option("--top-genes", default=10, show_default=True, help="Up- and down-regulated genes reported.")
+@click.option("--top-genes", default=20, show_default=True,
+              help="Genes reported by absolute logit change, and up- and down-regulated.")
 @click.option("--gene-names", "gene_name_dictionary", type=_PATH,
               help="Geneformer gene name -> Ensembl id dictionary, to report gene symbols.")
 @click.option("--centered", is_flag=True,
               help="Measure cosines around the cells' mean logit vector (default: around zero, as the reference).")
 @click.option("--batch-size", default=32, show_default=True, help="Steered variants per forward pass.")
-def steer(model_dir, saes_dir, cells_path, token_dictionary, gene_median_dictionary, n_cells, max_length, device,
-          out_dir, run_id, store, load_dir, plot, as_json, quiet, layers, features, alphas, pseudotime_path,
-          pseudotime_column, root_rule, labels_path, label_column, neighbors, extreme_fraction, switch_threshold,
-          max_features, top_genes, gene_name_dictionary, centered, batch_size) -> None:
+def steer(model_dir, saes_dir, cells_path, token_dictionary, gene_median_dictionary, n_cells, sample, cell_seed,
+          normalization, active, max_length, device, out_dir, run_id, store, load_dir, plot, as_json, quiet, layers,
+          features, alphas, pseudotime_path, pseudotime_column, pseudotime_of, root_rule, labels_path, label_column,
+          neighbors, groups, extreme_fraction, steer_cells, spread, switch_threshold, max_features, top_genes,
+          gene_name_dictionary, centered, batch_size) -> None:
     """Steer switch features and measure how far cells move from early toward late pseudotime.
 
     h' = h + (alpha - 1) * a_f * W_dec[f] where f is active; ds = cos(z',late) - cos(z',early) - [cos(z,late) -
-    cos(z,early)] on the output logits, against the mean logits of the early and late pseudotime extremes. Reports
-    per feature and alpha the fraction of cells with ds > 0, mean ds and the top up/down genes, and per layer the
+    cos(z,early)] on the output logits, against the mean logits of the early and late pseudotime groups. Defaults
+    follow the reference study: expression pseudotime rooted at the first haematopoietic stem cell, tertiles, the
+    early cells steered at alphas 2 and 5, population std. Reports per feature and alpha the fraction of cells with
+    ds > 0, mean and std of ds, the top genes by absolute change and the up/down genes, and per layer the
     directionality. Results go to a directory and, by default, to the graph as (:Steering) nodes.
 
     \b
     Examples:
+      atlas steer --model ./gf --saes ./saes --cells immune.h5ad --token-dictionary tok.pkl \
+          --gene-median-dictionary med.pkl --normalization log1p --sample 500 --layers 0,5,11,17
       atlas steer --model ./gf --saes ./saes --cells cells.dataset --layers 5,11,17 --root dc1-min --plot steer.png
       atlas steer --model ./gf --saes ./saes --cells pbmc.h5ad --token-dictionary tok.pkl \\
           --gene-median-dictionary med.pkl --pseudotime pbmc.h5ad --pseudotime-column dpt --feature 5:898
@@ -265,12 +284,13 @@ def steer(model_dir, saes_dir, cells_path, token_dictionary, gene_median_diction
 
         cells = _cells(options)
         pseudotime = PseudotimeSource(pseudotime_path, pseudotime_column, root_rule, labels_path, label_column,
-                                      neighbors)
+                                      neighbors, pseudotime_of)
         run_dir = out_dir or _pending()
         run, tables = run_steering(model_dir, saes_dir, cells, run_dir,
                                    layers=parse_layers(layers, _ANY_DEPTH) if layers else None, features=features,
-                                   alphas=alphas or (0.0, 2.0, 4.0), pseudotime=pseudotime,
-                                   extreme_fraction=extreme_fraction, switch_threshold=switch_threshold,
+                                   alphas=alphas or (2.0, 5.0), pseudotime=pseudotime, groups=groups,
+                                   extreme_fraction=extreme_fraction, steer_cells=steer_cells, spread=spread,
+                                   active=active, switch_threshold=switch_threshold,
                                    max_features=max_features, top_genes=top_genes,
                                    gene_name_dictionary=gene_name_dictionary, centered=centered,
                                    batch_size=batch_size, device=device,
@@ -278,11 +298,12 @@ def steer(model_dir, saes_dir, cells_path, token_dictionary, gene_median_diction
         out_dir = _settle(run_dir, out_dir, run["id"])
     header = _finish(run, tables, out_dir, store, plot, lambda: fraction_positive_figure(tables["layers"]),
                      quiet or as_json)
-    columns = ["layer", "feature", "alpha", "switch_d", "n_cells", "fraction_positive", "mean_ds", "top_up",
-               "top_down"]
+    columns = ["layer", "feature", "alpha", "switch_d", "n_cells", "fraction_positive", "mean_ds", "std_ds",
+               "top_genes", "top_up", "top_down"]
     results = _records(tables["results"], columns)
     for row in results:
-        row["top_up"], row["top_down"] = row["top_up"][:5], row["top_down"][:5]
+        for key in ("top_genes", "top_up", "top_down"):
+            row[key] = (row[key] or [])[:5] if isinstance(row[key], list) else []
     layer_rows = _records(tables["layers"])
     if as_json:
         emit_json(header | {"results": results, "layers": layer_rows})
