@@ -72,7 +72,7 @@ INTERACTION = NodeType(
      "median_interaction": "float", "median_marginal": "float", "mean_abs_interaction": "float",
      "mean_abs_full_d": "float", "n_superadditive": "int", "n_additive": "int", "n_subadditive": "int",
      "fraction_superadditive": "float", "fraction_additive": "float", "fraction_subadditive": "float",
-     "redundancy_by_order": "float[]"},
+     "redundancy_by_order": "float[]", "pair_redundancy": "float[]"},
     indexed=("run",),
 )
 STEERING = NodeType(

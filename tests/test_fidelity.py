@@ -16,7 +16,7 @@ import torch
 from atlas.cells import load_cells
 from atlas.experiments.ablation import ablate
 from atlas.experiments.features import FeatureRef, FeatureSet
-from atlas.experiments.interactions import target_statistics
+from atlas.experiments.interactions import pair_redundancy, target_statistics
 from atlas.experiments.reference import reference_ablation_changes
 from atlas.experiments.steering import steer
 from atlas.trace.engine import trace_cells
@@ -141,6 +141,8 @@ def test_the_studys_triplet_statistics_equal_the_literal_formulas():
     np.testing.assert_allclose(stats.marginal_last, abc - ab, rtol=0, atol=1e-12)
     expected_classes = np.where(ratio < 0.8, "subadditive", np.where(ratio > 1.2, "superadditive", "additive"))
     assert stats.classes.tolist() == expected_classes.tolist()
+    pairs = [np.median(np.where(x + y > 0.01, xy / (x + y), 1.0)) for x, y, xy in ((a, b, ab), (a, c, ac), (b, c, bc))]
+    np.testing.assert_allclose(pair_redundancy(d, stats.targets), pairs)
 
 
 def test_the_studys_ratio_rule_differs_from_the_whole_set_definition_only_where_it_should():

@@ -38,6 +38,7 @@ from atlas.experiments.interactions import (
     condition_masks,
     members_of,
     order_summary,
+    pair_redundancy,
     set_summary,
     target_statistics,
 )
@@ -262,7 +263,8 @@ def summarise(effects: list[SetEffects], target_layer: int, n_cells: int, min_ef
             "member_layers": [m.layer for m in feature_set.members],
             "member_features": [m.index for m in feature_set.members],
             "target_layer": target_layer, "n_cells": effect.n_cells, "definition": definition,
-            "redundancy_by_order": [row["median_redundancy"] for row in by_order]} | set_summary(stats))
+            "redundancy_by_order": [row["median_redundancy"] for row in by_order],
+            "pair_redundancy": pair_redundancy(effect.d, stats.targets, definition)} | set_summary(stats))
         for column, target in enumerate(stats.targets):
             target_rows.append(identity | {
                 "target_layer": target_layer, "target_feature": int(target),

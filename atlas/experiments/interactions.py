@@ -189,6 +189,15 @@ def set_summary(stats: TargetStatistics) -> dict[str, float | int]:
     return summary
 
 
+def pair_redundancy(effects: np.ndarray, targets: np.ndarray, definition: str = STUDY) -> list[float]:
+    """The median redundancy ratio over ``targets`` of every pair of members (AB, AC, BC, ... in mask order): the
+    study's pairwise ratios."""
+    kept = np.asarray(effects, dtype=np.float64)[:, targets]
+    order = (kept.shape[0] - 1).bit_length()
+    return [_nan_stat(np.median, redundancy_ratio(kept, mask, definition))
+            for mask in condition_masks(order) if mask.bit_count() == 2]
+
+
 def order_summary(effects: np.ndarray, min_effect: float = 0.5, *, consistency: np.ndarray | None = None,
                   min_consistency: float = 0.7, definition: str = STUDY) -> list[dict[str, float | int]]:
     """One row per subset order (single, pair, triplet, ...) of one set, averaged over the subsets of that order.
