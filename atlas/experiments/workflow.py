@@ -144,7 +144,7 @@ def read_cell_column(path: Path, column: str, rows: np.ndarray) -> np.ndarray:
     values = np.asarray(values).reshape(-1)
     rows = np.asarray(rows)
     if rows.size and len(values) <= rows.max():
-        raise AtlasError(f"{path} has {len(values)} values; the cells need row {int(rows.max())}")
+        raise AtlasError(f"{path} has {len(values)} values for {len(rows)} cells (they need row {int(rows.max())})")
     return values[rows]
 
 
