@@ -12,6 +12,7 @@ signatures are their mean output logit vectors.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,7 +117,10 @@ def expression_pseudotime(expression: np.ndarray, root_rule: str = "auto", label
     expressed = int((expression > 0).any(axis=0).sum())
     if expressed < 3:
         raise AtlasError(f"expression pseudotime needs at least 3 expressed genes, got {expressed}")
-    sc.pp.highly_variable_genes(adata, n_top_genes=min(n_top_genes, expressed - 1), flavor="seurat_v3")
+    with warnings.catch_warnings():
+        # seurat_v3 warns that it expects counts; the study gives it the log-normalised values on purpose
+        warnings.filterwarnings("ignore", message=".*seurat_v3.*expects raw count data")
+        sc.pp.highly_variable_genes(adata, n_top_genes=min(n_top_genes, expressed - 1), flavor="seurat_v3")
     n_components = min(50, n_cells - 1, int(adata.var["highly_variable"].sum()) - 1)
     sc.pp.pca(adata, n_comps=n_components, mask_var="highly_variable", random_state=seed)
     sc.pp.neighbors(adata, n_neighbors=min(n_neighbors, n_cells - 1), n_pcs=min(30, n_components),
