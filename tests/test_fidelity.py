@@ -201,3 +201,39 @@ def test_a_seeded_sample_is_reproducible_and_is_the_literal_draw(tmp_path):
     assert first.digest == again.digest != other.digest
     assert all(np.array_equal(got, cells[row]) for got, row in zip(first.input_ids, rows, strict=True))
     assert load_cells(path, sample=40, seed=42).rows.tolist() == list(range(30))  # no more rows than the sample
+
+
+def test_the_studys_steering_protocol_runs_from_an_h5ad_with_cell_types(tmp_path):
+    import anndata
+    import pandas as pd
+
+    from atlas.experiments.workflow import CellSource, PseudotimeSource, run_steering
+    from tests.tiny import FIRST_GENE, build_tiny_atlas, save_tiny_bert
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(8)
+    n_cells, genes = 24, [f"ENSG{token:04d}" for token in range(FIRST_GENE, 64)]
+    time = np.linspace(0, 1, n_cells)
+    counts = rng.poisson(np.exp(np.outer(time, rng.normal(size=len(genes))) * 2 + 1)).astype(np.float32)
+    types = np.array(["monocyte"] * n_cells, dtype=object)
+    types[[5, 9]] = "hematopoietic stem cell"
+    anndata.AnnData(counts, obs=pd.DataFrame({"cell_type": types}, index=[f"c{i}" for i in range(n_cells)]),
+                    var=pd.DataFrame(index=genes)).write_h5ad(tmp_path / "cells.h5ad")
+    tokens = {"<pad>": 0, "<mask>": 1, "<cls>": CLS, "<eos>": EOS} | {gene: FIRST_GENE + i for i, gene in
+                                                                      enumerate(genes)}
+    medians = {gene: 1.0 for gene in genes}
+    cells = CellSource(tmp_path / "cells.h5ad", tokens, medians, n_cells=20, sample=22, seed=3,
+                       normalization="log1p")
+    loaded = cells.load()
+    save_tiny_bert(tmp_path / "model", seed=9, n_layers=3)
+    build_tiny_atlas(tmp_path / "saes", tiny_bert(9, n_layers=3), loaded.input_ids, layers=[1], steps=10)
+    run, tables = run_steering(tmp_path / "model", tmp_path / "saes", cells, tmp_path / "out", layers=[1],
+                               switch_threshold=0.0, max_features=2, pseudotime=PseudotimeSource(n_neighbors=5),
+                               device="cpu")
+    pseudotime = tables["pseudotime"]
+    first_stem = int(np.flatnonzero(types[loaded.rows] == "hematopoietic stem cell")[0])
+    assert pseudotime.loc[pseudotime["root"], "cell"].tolist() == [first_stem]
+    assert "expression" in run["thresholds"]["pseudotime"] and run["thresholds"]["steer_cells"] == "early"
+    assert run["thresholds"]["cells"] == {"sample": 22, "seed": 3, "n_cells": 20, "normalization": "log1p"}
+    early = set(pseudotime.loc[pseudotime["group"] == "early", "cell"])
+    assert set(tables["cells"]["cell"]) <= early and len(tables["cells"]) > 0
