@@ -2,7 +2,13 @@
 
 Geneformer's rank-value encoding: each cell's counts are normalised by its total count (to 10,000), divided by the
 gene's median over the pre-training corpus, and the expressed genes ranked by that value, highest first; the token
-sequence is ``<cls>`` + ranked gene tokens + ``<eos>``, truncated to the model's input size. The dictionaries that
+sequence is ``<cls>`` + ranked gene tokens + ``<eos>``, truncated to the model's input size. The reference study's
+code applies ``log1p`` to the normalised counts before dividing by the medians (``normalization="log1p"``), which
+changes the ranking; Geneformer's own tokenizer does not (``"geneformer"``, the default).
+
+Which cells: ``sample=N, seed=S`` draws N rows at random (numpy's legacy ``RandomState(S).choice`` without
+replacement, sorted, as the reference study drew its 2,000 control cells with seed 42; every row when the file has
+no more than N), then ``n_cells`` keeps the first of them. The dictionaries that
 ship with Geneformer are pickles; we read them with a restricted unpickler that builds only plain dicts, strings and
 numbers, so a pickle that would run code is refused, and JSON works too.
 """
@@ -22,6 +28,7 @@ import numpy as np
 from atlas.errors import AtlasError
 
 TARGET_SUM = 10_000.0
+NORMALIZATIONS = ("geneformer", "log1p")
 CLS_TOKEN = "<cls>"
 EOS_TOKEN = "<eos>"
 # var columns that may hold Ensembl ids (the Geneformer tokenizer uses `ensembl_id`; 10x/scanpy files `gene_ids`).
@@ -36,6 +43,7 @@ class Cells:
     input_ids: list[np.ndarray]
     digest: str
     source: str
+    rows: np.ndarray | None = None  # which rows of the source the cells are, in order
 
     @property
     def n_cells(self) -> int:
@@ -102,21 +110,35 @@ def load_cells(
     gene_median_dictionary: str | Path | Mapping | None = None,
     max_length: int = 2048,
     n_cells: int | None = None,
+    sample: int | None = None,
+    seed: int = 42,
+    normalization: str = "geneformer",
 ) -> Cells:
-    """Token sequences of the first `n_cells` cells (all when None) of a tokenized dataset directory or an `.h5ad`."""
+    """Token sequences of a tokenized dataset directory or an `.h5ad`: all cells, or a seeded random `sample` of
+    them, then the first `n_cells`; `.h5ad` counts are encoded under `normalization` (see the module docstring)."""
     path = Path(path)
     if max_length < 3:
         raise AtlasError(f"max_length must be at least 3, got {max_length}")
-    if n_cells is not None and n_cells < 1:
-        raise AtlasError(f"n_cells must be positive, got {n_cells}")
+    for name, value in (("n_cells", n_cells), ("sample", sample)):
+        if value is not None and value < 1:
+            raise AtlasError(f"{name} must be positive, got {value}")
+    if normalization not in NORMALIZATIONS:
+        raise AtlasError(f"normalization {normalization!r} is not one of {', '.join(NORMALIZATIONS)}")
+    chosen: list[np.ndarray] = []
+
+    def rows_of(total: int) -> np.ndarray:
+        chosen.append(choose_rows(total, sample, seed, n_cells))
+        return chosen[0]
+
     if path.is_dir():
         tokens = load_dictionary(token_dictionary) if token_dictionary is not None else None
-        input_ids = _read_tokenized_dataset(path, n_cells, max_length, tokens)
+        input_ids = _read_tokenized_dataset(path, rows_of, max_length, tokens)
     elif path.is_file() and path.suffix.lower() == ".h5ad":
         if token_dictionary is None or gene_median_dictionary is None:
             raise AtlasError(f"{path} is an .h5ad: pass the token dictionary and the gene-median dictionary too")
         input_ids = _encode_h5ad(
-            path, load_dictionary(token_dictionary), load_dictionary(gene_median_dictionary), max_length, n_cells
+            path, load_dictionary(token_dictionary), load_dictionary(gene_median_dictionary), max_length, rows_of,
+            normalization
         )
     elif not path.exists():
         raise AtlasError(f"cells not found: {path}")
@@ -124,11 +146,33 @@ def load_cells(
         raise AtlasError(f"{path}: expected a tokenized dataset directory (Hugging Face datasets) or an .h5ad file")
     if not input_ids:
         raise AtlasError(f"{path} holds no cells")
-    return Cells(input_ids=input_ids, digest=cells_digest(input_ids), source=str(path))
+    return Cells(input_ids=input_ids, digest=cells_digest(input_ids), source=str(path), rows=chosen[0])
+
+
+def read_expression(path: str | Path, rows: np.ndarray) -> np.ndarray:
+    """Log-normalised expression ``log1p(count / total * 10,000)`` of the given rows of an `.h5ad`, all genes (the
+    matrix the reference study computes its steering pseudotime on)."""
+    import anndata
+
+    try:
+        adata = anndata.read_h5ad(path, backed="r")
+    except (OSError, KeyError, ValueError) as error:
+        raise AtlasError(f"cannot read {path}: {error}") from None
+    counts = _dense(adata.X[np.asarray(rows)])
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.log1p(counts / np.where(totals > 0, totals, 1.0) * TARGET_SUM).astype(np.float32)
+
+
+def choose_rows(total: int, sample: int | None, seed: int, n_cells: int | None) -> np.ndarray:
+    """Rows of the chosen cells among ``total``: a seeded random draw of ``sample``, then the first ``n_cells``."""
+    rows = np.arange(total)
+    if sample is not None and total > sample:
+        rows = np.sort(np.random.RandomState(seed).choice(total, sample, replace=False))
+    return rows if n_cells is None else rows[:n_cells]
 
 
 def _read_tokenized_dataset(
-    path: Path, n_cells: int | None, max_length: int, tokens: dict | None
+    path: Path, rows_of, max_length: int, tokens: dict | None
 ) -> list[np.ndarray]:
     import datasets
 
@@ -142,8 +186,7 @@ def _read_tokenized_dataset(
         dataset = next(iter(dataset.values()))
     if "input_ids" not in dataset.column_names:
         raise AtlasError(f"{path} has no input_ids column (columns: {', '.join(dataset.column_names)})")
-    if n_cells is not None:
-        dataset = dataset.select(range(min(n_cells, len(dataset))))
+    dataset = dataset.select(rows_of(len(dataset)))
     eos_id = tokens.get(EOS_TOKEN) if tokens else None
     return [_truncate(np.asarray(ids, dtype=np.int64), max_length, eos_id) for ids in dataset["input_ids"]]
 
@@ -165,7 +208,7 @@ def _gene_ids(var) -> np.ndarray:
 
 
 def _encode_h5ad(
-    path: Path, tokens: dict, medians: dict, max_length: int, n_cells: int | None
+    path: Path, tokens: dict, medians: dict, max_length: int, rows_of, normalization: str
 ) -> list[np.ndarray]:
     import anndata
 
@@ -173,7 +216,7 @@ def _encode_h5ad(
         adata = anndata.read_h5ad(path, backed="r")
     except (OSError, KeyError, ValueError) as error:
         raise AtlasError(f"cannot read {path}: {error}") from None
-    total = adata.n_obs if n_cells is None else min(n_cells, adata.n_obs)
+    rows = rows_of(adata.n_obs)
     gene_ids = _gene_ids(adata.var)
     columns = np.array([i for i, gene in enumerate(gene_ids) if gene in tokens and gene in medians], dtype=np.int64)
     if columns.size == 0:
@@ -188,13 +231,12 @@ def _encode_h5ad(
     n_counts = adata.obs["n_counts"].to_numpy(dtype=np.float64) if "n_counts" in adata.obs.columns else None
     cls_id, eos_id = tokens.get(CLS_TOKEN), tokens.get(EOS_TOKEN)
     input_ids: list[np.ndarray] = []
-    for start in range(0, total, _CHUNK_CELLS):
-        stop = min(start + _CHUNK_CELLS, total)
-        counts = _dense(adata.X[start:stop])
-        totals = n_counts[start:stop] if n_counts is not None else counts.sum(axis=1)
-        input_ids.extend(
-            rank_value_encode(counts[:, columns], totals, gene_tokens, gene_medians, max_length, cls_id, eos_id)
-        )
+    for start in range(0, len(rows), _CHUNK_CELLS):
+        chunk = rows[start:start + _CHUNK_CELLS]
+        counts = _dense(adata.X[chunk])
+        totals = n_counts[chunk] if n_counts is not None else counts.sum(axis=1)
+        input_ids.extend(rank_value_encode(counts[:, columns], totals, gene_tokens, gene_medians, max_length, cls_id,
+                                           eos_id, normalization))
     return input_ids
 
 
@@ -210,11 +252,16 @@ def rank_value_encode(
     max_length: int,
     cls_id: int | None,
     eos_id: int | None,
+    normalization: str = "geneformer",
 ) -> list[np.ndarray]:
-    """Geneformer's encoding of a cells x genes count block: normalise, divide by medians, rank expressed genes."""
+    """Geneformer's encoding of a cells x genes count block: normalise (``log1p`` of it too when asked), divide by
+    medians, rank expressed genes."""
     specials = (cls_id is not None) + (eos_id is not None)
     with np.errstate(divide="ignore", invalid="ignore"):
-        scaled = counts / np.where(total_counts > 0, total_counts, 1.0)[:, None] * TARGET_SUM / gene_medians[None, :]
+        normalised = counts / np.where(total_counts > 0, total_counts, 1.0)[:, None] * TARGET_SUM
+        if normalization == "log1p":
+            normalised = np.log1p(normalised)
+        scaled = normalised / gene_medians[None, :]
     sequences = []
     for row in scaled:
         expressed = np.flatnonzero(row > 0)

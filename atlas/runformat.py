@@ -42,6 +42,10 @@ EDGE_SCHEMA = pa.schema([
 # After run-level Benjamini-Hochberg finalisation every shard also carries q.
 FINAL_EDGE_SCHEMA = EDGE_SCHEMA.append(pa.field("q", pa.float32()))
 
+# Where a source feature counts as active: among the SAE encoder's top-k indices (the reference study's code, even
+# where ReLU made the value 0), or where its code is positive.
+ACTIVE_RULES = ("topk", "positive")
+
 SHARD_COMPLETE = "complete"
 RUN_STATUSES = ("running", "complete", "finalized")
 
@@ -78,6 +82,9 @@ class Manifest:
     shards: list[ShardRecord] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    # where a source feature counts as active (atlas.sae.base.ACTIVE_RULES); manifests written before this field
+    # existed were traced on positive codes
+    active: str = "positive"
 
     @property
     def finalized(self) -> bool:
@@ -103,6 +110,8 @@ class Manifest:
                              f"(expected {FORMAT_VERSION})")
         if not isinstance(self.run_id, str) or not self.run_id.strip():
             raise AtlasError(f"{source}: run_id must be a non-empty string")
+        if self.active not in ACTIVE_RULES:
+            raise AtlasError(f"{source}: active {self.active!r} is not one of {', '.join(ACTIVE_RULES)}")
         if self.status not in RUN_STATUSES:
             raise AtlasError(f"{source}: status {self.status!r} is not one of {', '.join(RUN_STATUSES)}")
         for name in ("source_layer", "n_cells"):

@@ -76,8 +76,9 @@ def main() -> None:
           f"SAEs 512 features k=16; torch threads {args.threads}")
 
     def reference_ablation():
+        # the study's definition: each condition over its own members' active positions
         return [[reference_ablation_changes(model, saes, cells, [s.members[i] for i in range(3) if mask >> i & 1],
-                                            target, position_members=s.members).mean(0)
+                                            target).mean(0)
                  for mask in range(1, 8)] for s in sets]
 
     reference, t_reference = _timed(reference_ablation)
@@ -102,10 +103,12 @@ def main() -> None:
                 for feature in features for alpha in [1.0, *alphas] for cell in cells]
 
     _, t_steer_reference = _timed(reference_steering)
-    _, t_steer_single = _timed(lambda: steer(model, saes, cells, features=features, alphas=alphas,
-                                             pseudotime=pseudotime, extreme_fraction=0.34, batch_size=1))
-    _, t_steer_batched = _timed(lambda: steer(model, saes, cells, features=features, alphas=alphas,
-                                              pseudotime=pseudotime, extreme_fraction=0.34, batch_size=32))
+    # every cell steered, as the reference loop above does
+    protocol = {"pseudotime": pseudotime, "groups": "extremes", "extreme_fraction": 0.34, "steer_cells": "all"}
+    _, t_steer_single = _timed(lambda: steer(model, saes, cells, features=features, alphas=alphas, batch_size=1,
+                                             **protocol))
+    _, t_steer_batched = _timed(lambda: steer(model, saes, cells, features=features, alphas=alphas, batch_size=32,
+                                              **protocol))
     print(f"\nsteering: {args.features} features x {len(alphas)} alphas x {args.cells} cells (layer 1)")
     print(f"  reference (hook + full forward per variant):   {t_steer_reference:8.2f} s")
     print(f"  engine, one variant per forward:               {t_steer_single:8.2f} s   speed-up "

@@ -67,11 +67,14 @@ SHARD_LOAD = NodeType("ShardLoad", "id", {"id": "str", "run": "str", "shard": "s
 INTERACTION = NodeType(
     "Interaction", "id",
     {"id": "str", "run": "str", "order": "int",
-     # combinatorial ablation of one feature set (atlas.experiments): how it was chosen and its summary
+     # combinatorial ablation of one feature set (atlas.experiments): how it was chosen, under which definition
+     # (study or whole-set; absent on sets stored before it was recorded: whole-set) and its summary
      "selection": "str", "term": "str", "members": "str[]", "target_layer": "int", "n_cells": "int",
-     "n_targets": "int", "median_redundancy": "float", "mean_redundancy": "float", "mean_abs_interaction": "float",
-     "mean_abs_full_d": "float", "fraction_superadditive": "float", "fraction_additive": "float",
-     "fraction_subadditive": "float", "redundancy_by_order": "float[]"},
+     "definition": "str", "n_targets": "int", "median_redundancy": "float", "mean_redundancy": "float",
+     "median_interaction": "float", "median_marginal": "float", "mean_abs_interaction": "float",
+     "mean_abs_full_d": "float", "n_superadditive": "int", "n_additive": "int", "n_subadditive": "int",
+     "fraction_superadditive": "float", "fraction_additive": "float", "fraction_subadditive": "float",
+     "redundancy_by_order": "float[]", "pair_redundancy": "float[]"},
     indexed=("run",),
 )
 STEERING = NodeType(
@@ -79,7 +82,7 @@ STEERING = NodeType(
     {"id": "str", "run": "str", "alpha": "float",
      # trajectory steering of one feature at one alpha (atlas.experiments): state shift toward late pseudotime
      "feature": "str", "layer": "int", "n_cells": "int", "switch_d": "float", "fraction_positive": "float",
-     "mean_ds": "float", "std_ds": "float", "top_up": "str[]", "top_down": "str[]"},
+     "mean_ds": "float", "std_ds": "float", "top_genes": "str[]", "top_up": "str[]", "top_down": "str[]"},
     indexed=("run", "feature"),
 )
 # Held while one writer loads or deletes a run (loaders.lock); it exists only while that writer runs.

@@ -57,15 +57,19 @@ def test_a_set_of_one_feature_equals_the_single_feature_ablation_of_the_tracer(t
     assert set(result.targets["class"]) == {"additive"}
 
 
-def test_each_condition_ablates_its_members_at_their_own_layers_in_one_forward(tiny):
+@pytest.mark.parametrize("definition", ["study", "whole-set"])
+def test_each_condition_ablates_its_members_at_their_own_layers_in_one_forward(tiny, definition):
+    # study: a condition is averaged over its own members' active positions; whole-set: over the whole set's
     model, cells, saes = tiny
     first = FeatureRef(0, _active_features(model, cells, saes, 0, 1)[0])
     second = FeatureRef(2, _active_features(model, cells, saes, 2, 1)[0])
-    result = ablate(model, saes, cells, [FeatureSet("pair", (first, second))], TARGET)
+    result = ablate(model, saes, cells, [FeatureSet("pair", (first, second))], TARGET, definition=definition)
     assert (np.abs(result.effects[0].mean[1:]).max(axis=1) > 1e-3).all()
     for mask, members in ((1, [first]), (2, [second]), (3, [first, second])):
-        reference = reference_ablation_changes(model, saes, cells, members, TARGET, position_members=[first, second])
+        positions = members if definition == "study" else [first, second]
+        reference = reference_ablation_changes(model, saes, cells, members, TARGET, position_members=positions)
         np.testing.assert_allclose(result.effects[0].mean[mask], reference.mean(0), atol=1e-5)
+        assert result.effects[0].n_by_condition[mask] == len(reference)
 
 
 def test_the_batched_path_equals_one_condition_at_a_time(tiny):
@@ -99,14 +103,16 @@ def test_ablating_a_never_active_feature_changes_nothing(tiny):
     np.testing.assert_allclose(together.mean[3], together.mean[1], atol=1e-6)
 
 
-def test_interaction_terms_of_a_real_triplet_satisfy_inclusion_exclusion(tiny):
+@pytest.mark.parametrize("definition", ["study", "whole-set"])
+def test_interaction_terms_of_a_real_triplet_satisfy_inclusion_exclusion(tiny, definition):
     model, cells, saes = tiny
     members = tuple(FeatureRef(1, index) for index in _active_features(model, cells, saes, 1, 3))
-    result = ablate(model, saes, cells, [FeatureSet("t", members)], TARGET)
+    result = ablate(model, saes, cells, [FeatureSet("t", members)], TARGET, definition=definition)
     d = result.effects[0].d
     targets = result.targets["target_feature"].to_numpy()
     assert len(targets) > 0
-    expected = d[7] - d[3] - d[5] - d[6] + d[1] + d[2] + d[4]
+    terms = np.abs(d) if definition == "study" else d  # the study's interaction is over |d|
+    expected = terms[7] - terms[3] - terms[5] - terms[6] + terms[1] + terms[2] + terms[4]
     np.testing.assert_allclose(result.targets["interaction"], expected[targets], rtol=0, atol=1e-12)
     np.testing.assert_allclose(moebius(d)[1:].sum(0), d[7], rtol=0, atol=1e-9)
     assert sorted(result.orders["order"]) == [1, 2, 3]

@@ -50,12 +50,17 @@ def test_integer_effects_satisfy_inclusion_exclusion_exactly():
     assert np.array_equal(zeta(moebius(d)), d)
 
 
+# The tests below up to the order summary state the whole-set definition (signed Moebius interaction, NaN ratio,
+# targets by |d| alone); the study's definition, the default, is stated after them.
+WHOLE_SET = {"definition": "whole-set"}
+
+
 def test_additive_effects_have_no_interaction_and_are_classed_additive():
     singles = np.array([[0.8, -0.6], [0.4, -0.3], [0.3, -0.2]])
     d = np.zeros((8, 2))
     for mask in range(1, 8):
         d[mask] = sum(singles[i] for i in range(3) if mask >> i & 1)
-    stats = target_statistics(d)
+    stats = target_statistics(d, **WHOLE_SET)
     np.testing.assert_allclose(stats.interaction, 0, atol=1e-12)
     np.testing.assert_allclose(stats.redundancy, 1.0)
     assert list(stats.classes) == [ADDITIVE, ADDITIVE]
@@ -66,7 +71,7 @@ def test_redundant_members_are_subadditive_and_synergistic_members_superadditive
     d = np.zeros((4, 2))
     d[1] = d[2] = [1.0, 0.3]   # target 0: A and B do the same job; target 1: only together
     d[3] = [1.0, 1.5]
-    stats = target_statistics(d)
+    stats = target_statistics(d, **WHOLE_SET)
     np.testing.assert_allclose(stats.redundancy, [0.5, 2.5])
     assert list(stats.classes) == [SUBADDITIVE, SUPERADDITIVE]
     np.testing.assert_allclose(stats.interaction, [-1.0, 0.9])
@@ -75,7 +80,7 @@ def test_redundant_members_are_subadditive_and_synergistic_members_superadditive
 def test_only_targets_with_a_large_effect_in_some_condition_are_classified():
     d = np.zeros((4, 3))
     d[1, 0], d[3, 1], d[2, 2] = 0.6, -0.7, 0.4
-    stats = target_statistics(d, min_effect=0.5)
+    stats = target_statistics(d, min_effect=0.5, **WHOLE_SET)
     assert list(stats.targets) == [0, 1]
     summary = set_summary(stats)
     assert summary["n_targets"] == 2
@@ -84,5 +89,5 @@ def test_only_targets_with_a_large_effect_in_some_condition_are_classified():
 
 def test_order_summary_of_a_set_of_one_is_its_single_effect():
     d = np.array([[0.0, 0.0], [0.9, 0.2]])
-    rows = order_summary(d)
+    rows = order_summary(d, **WHOLE_SET)
     assert rows == [{"order": 1, "n_subsets": 1, "n_effects": 1.0, "mean_abs_d": 0.9, "median_redundancy": 1.0}]

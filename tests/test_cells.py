@@ -157,3 +157,23 @@ def test_token_names_prefer_gene_symbols_and_skip_special_tokens():
     names = token_gene_names(TOKENS, {"CD3D": "ENSG0A"})
     assert names == {4: "CD3D", 5: "ENSG0B", 6: "ENSG0C", 7: "ENSG0D"}
     assert special_token_ids(TOKENS) == [0, 1, 2, 3]
+
+
+def test_log1p_normalization_ranks_by_log_expression_over_gene_median(tmp_path):
+    # the study's code: log1p(count / total * 1e4) / median; A = log1p(9000) / 1 < D = log1p(1000) / 0.5
+    path = write_h5ad(tmp_path, [[9, 0, 0, 1]], ["ENSG0A", "ENSG0B", "ENSG0C", "ENSG0D"])
+    assert np.log1p(9000) / 1.0 < np.log1p(1000) / 0.5 and 9000 / 1.0 > 1000 / 0.5
+    geneformer = load_cells(path, token_dictionary=TOKENS, gene_median_dictionary=MEDIANS)
+    study = load_cells(path, token_dictionary=TOKENS, gene_median_dictionary=MEDIANS, normalization="log1p")
+    assert geneformer.input_ids[0].tolist() == [2, 4, 7, 3]
+    assert study.input_ids[0].tolist() == [2, 7, 4, 3]
+
+
+def test_a_seeded_sample_of_a_sparse_h5ad_encodes_the_drawn_rows(tmp_path):
+    counts = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [1, 1, 0, 0]]
+    path = write_h5ad(tmp_path, counts, ["ENSG0A", "ENSG0B", "ENSG0C", "ENSG0D"], sparse=True)
+    cells = load_cells(path, token_dictionary=TOKENS, gene_median_dictionary=MEDIANS, sample=3, seed=1)
+    rows = np.sort(np.random.RandomState(1).choice(5, 3, replace=False))
+    assert cells.rows.tolist() == rows.tolist()
+    every = load_cells(path, token_dictionary=TOKENS, gene_median_dictionary=MEDIANS)
+    assert [ids.tolist() for ids in cells.input_ids] == [every.input_ids[row].tolist() for row in rows]

@@ -185,6 +185,10 @@ def test_atlas_ablate_stores_interactions_and_a_rerun_creates_no_duplicates(clea
     first = _experiment_counts(clean_graph, run)
     assert first["interactions"] == 3 and first["members"] == 8
     assert first["targets"] == sum(row["n_targets"] for row in output["sets"])
+    assert {row["definition"] for row in output["sets"]} == {"study"}
+    stored = clean_graph.read("MATCH (i:Interaction {run: $run}) RETURN DISTINCT i.definition AS d", run=run)
+    assert stored == [{"d": "study"}]
+    assert output["run"]["thresholds"]["definition"] == "study" and output["run"]["thresholds"]["active"] == "topk"
     assert _invoke(args).exit_code == 0
     assert _invoke(["ablate", "--load", str(tmp_path / "a"), "--json"]).exit_code == 0
     assert _experiment_counts(clean_graph, run) == first
@@ -194,13 +198,19 @@ def test_atlas_steer_stores_one_steering_per_feature_and_alpha(clean_graph, tiny
     import json
 
     root, _ = tiny_atlas
+    # The earlier protocol (every cell steered, extreme groups): with ten cells, the strongest switch features here
+    # can be active only outside the early tertile, and the study's protocol would then steer no cell.
     args = ["steer", *_inputs(root), "--layers", "1,2", "--switch-threshold", "0", "--max-features", "2",
-            "--alpha", "0", "--alpha", "2", "--root", "dc1-min", "--neighbors", "5", "--extreme-fraction", "0.3",
+            "--alpha", "0", "--alpha", "2", "--root", "dc1-min", "--neighbors", "5", "--groups", "extremes",
+            "--extreme-fraction", "0.3", "--steer-cells", "all", "--spread", "sample",
             "--out", str(tmp_path / "s"), "--plot", str(tmp_path / "steer.svg"), "--json"]
     result = _invoke(args)
     assert result.exit_code == 0, result.output
     output = json.loads(result.stdout)
     assert len(output["results"]) == 2 * 2 * 2
+    protocol = output["run"]["thresholds"]
+    assert (protocol["groups"], protocol["steer_cells"], protocol["spread"]) == ("extremes", "all", "sample")
+    assert "embedding" in protocol["pseudotime"]  # tokenized cells carry no expression
     named = [gene for row in output["results"] for gene in row["top_up"] + row["top_down"]]
     assert named and all(gene.startswith("GENE") for gene in named)  # names from the SAE catalogs' top genes
     assert {row["layer"] for row in output["layers"]} <= {1, 2}

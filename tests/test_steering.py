@@ -141,3 +141,21 @@ def test_root_rules_and_extremes_reject_bad_input():
     assert sorted(extremes.early) == [1, 3] and sorted(extremes.late) == [0, 4]
     with pytest.raises(AtlasError, match="too few"):
         pseudotime_extremes(np.arange(3.0))
+
+
+def test_expression_pseudotime_roots_at_the_first_haematopoietic_stem_cell():
+    # the study's rule: the first cell typed "hematopoietic stem cell" (any case), else the DC1 minimum
+    from atlas.experiments.pseudotime import expression_pseudotime
+
+    rng = np.random.default_rng(0)
+    time = np.linspace(0, 1, 40)
+    counts = rng.poisson(np.exp(np.outer(time, rng.normal(size=60)) * 2 + 1)).astype(float)
+    expression = np.log1p(counts / counts.sum(axis=1, keepdims=True) * 1e4)
+    labels = np.array(["other"] * 40, dtype=object)
+    labels[[3, 10]] = ["Hematopoietic stem cell", "hematopoietic stem cell"]
+    pseudotime, root = expression_pseudotime(expression, "auto", labels, n_neighbors=5)
+    assert root == 3 and pseudotime[3] == 0
+    assert abs(np.corrcoef(pseudotime, time)[0, 1]) > 0.8
+    _, unlabelled_root = expression_pseudotime(expression, "auto", None, n_neighbors=5)
+    _, dc1_root = expression_pseudotime(expression, "dc1-min", None, n_neighbors=5)
+    assert unlabelled_root == dc1_root

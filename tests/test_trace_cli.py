@@ -99,3 +99,15 @@ def test_a_worker_killed_with_sigkill_resumes_to_byte_identical_files(inputs, tm
     resumed = invoke("trace", "run", tmp_path / "killed", "--device", "cpu", "--threads", "1", "--quiet")
     assert resumed["units_skipped"] == finished and resumed["status"] == "finalized"
     assert run_files(tmp_path / "killed") == run_files(tmp_path / "whole")
+
+
+def test_plan_records_the_active_rule_and_cell_sample_and_status_shows_them(inputs, tmp_path):
+    run_dir = tmp_path / "run"
+    planned = invoke("trace", "plan", "--model", inputs / "model", "--saes", inputs / "saes", "--cells",
+                     inputs / "cells", "--source-layer", "2", "--active", "positive", "--sample", "4", "--seed", "9",
+                     "--n-cells", "3", "--out", run_dir)
+    assert planned["active"] == "positive" and planned["cells"] == 3
+    assert planned["cell_choice"] == {"sample": 4, "seed": 9, "n_cells": 3, "normalization": None}
+    assert read_manifest(run_dir).active == "positive"
+    text = CliRunner().invoke(cli, ["trace", "status", str(run_dir)], catch_exceptions=False).output
+    assert "positive" in text and "first 3 of a random 4 (seed 9)" in text

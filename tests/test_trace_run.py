@@ -188,3 +188,26 @@ def test_worker_refuses_sae_weights_that_changed_after_planning(inputs, tmp_path
     np.save(mean_file, np.load(mean_file) + 1.0)
     with pytest.raises(AtlasError, match="weights digest"):
         run_units(tmp_path / "run", device="cpu")
+
+
+def test_the_manifest_records_the_active_definition_and_the_cell_choice(inputs, tmp_path):
+    config = TraceConfig(**{**inputs.__dict__, "sample": 5, "seed": 3, "n_cells": 4})
+    manifest = planned(tmp_path / "run", config)
+    assert manifest.active == "topk"
+    status = run_status(tmp_path / "run")
+    assert status["active"] == "topk" and status["consistency"] == "reference"
+    assert status["cells"] == {"sample": 5, "seed": 3, "n_cells": 4, "normalization": None}
+    assert manifest.n_cells == 4
+
+
+def test_a_manifest_written_before_the_active_definition_reads_as_positive(inputs, tmp_path):
+    import json
+
+    planned(tmp_path / "run", inputs)
+    path = tmp_path / "run" / "manifest.json"
+    data = json.loads(path.read_text())
+    del data["active"], data["extra"]["config"]["active"], data["extra"]["config"]["sample"]
+    path.write_text(json.dumps(data))
+    assert read_manifest(tmp_path / "run").active == "positive"
+    assert run_status(tmp_path / "run")["active"] == "positive"
+    run_units(tmp_path / "run", [0], device="cpu")  # the old plan still runs, with the definition it was made with

@@ -67,7 +67,14 @@ def _layer_list(text: str | None) -> list[int] | None:
 @click.option("--min-frequency", default=0.001, show_default=True, help="Activation frequency defining 'active'.")
 @click.option("--frequency-source", default="auto", show_default=True, type=click.Choice(["auto", "catalog", "cells"]),
               help="Where activation frequencies come from (auto: the catalog when present).")
-@click.option("--n-cells", type=int, help="Use the first N cells (default: the preset's, else all).")
+@click.option("--n-cells", type=int, help="Use the first N cells (of the sample when --sample is given; default: the "
+                                         "preset's, else all).")
+@click.option("--sample", type=int, help="Draw N cells at random first (the study: 2000, seed 42), then --n-cells.")
+@click.option("--seed", default=42, show_default=True, help="Seed of the --sample draw.")
+@click.option("--normalization", default="geneformer", show_default=True, type=click.Choice(["geneformer", "log1p"]),
+              help=".h5ad encoding: Geneformer's tokenizer, or log1p before the gene medians (the study's code).")
+@click.option("--active", "active", default="topk", show_default=True, type=click.Choice(["topk", "positive"]),
+              help="Where a source feature is active: among the SAE's top-k (the study's code) or positive code.")
 @click.option("--max-length", default=2048, show_default=True, help="Truncate cells to this many tokens.")
 @click.option("--features-per-shard", default=256, show_default=True, help="Source features per unit.")
 @click.option("--cells-per-shard", type=int, help="Cells per unit (default: all cells in one range).")
@@ -87,7 +94,8 @@ def _layer_list(text: str | None) -> list[int] | None:
 def plan(model_dir: Path, sae_dir: Path, cells_path: Path, token_dictionary: Path | None,
          gene_median_dictionary: Path | None, run_dir: Path, preset: str, source_layer: int | None,
          downstream: str | None, feature_spec: str, min_top_genes: int, min_frequency: float, frequency_source: str,
-         n_cells: int | None, max_length: int, features_per_shard: int, cells_per_shard: int | None,
+         n_cells: int | None, sample: int | None, seed: int, normalization: str, active: str,
+         max_length: int, features_per_shard: int, cells_per_shard: int | None,
          d_threshold: float, consistency_threshold: float, consistency_mode: str, precision: str,
          batch_size: int | None, run_id: str | None, device: str, as_json: bool) -> None:
     """Select source features, validate the inputs against each other and write the run's plan.
@@ -95,6 +103,8 @@ def plan(model_dir: Path, sae_dir: Path, cells_path: Path, token_dictionary: Pat
     \b
     Example:
       atlas trace plan --model ./gf --saes ./saes --cells cells.dataset --source-layer 1 --out runs/l1
+      atlas trace plan --model ./gf --saes ./saes --cells controls.h5ad --token-dictionary t.pkl \
+          --gene-median-dictionary m.pkl --normalization log1p --sample 2000 --seed 42 --preset paper-l5 --out l5
     """
     from atlas.catalog import CATALOG, read_layer_catalog
     from atlas.sae.biosae import find_layer_dirs
@@ -109,7 +119,7 @@ def plan(model_dir: Path, sae_dir: Path, cells_path: Path, token_dictionary: Pat
                          downstream_layers=layers, token_dictionary=_optional(token_dictionary),
                          gene_median_dictionary=_optional(gene_median_dictionary), max_length=max_length,
                          n_cells=n_cells if n_cells is not None else PRESETS[preset].n_cells, precision=precision,
-                         batch_size=batch_size)
+                         batch_size=batch_size, active=active, sample=sample, seed=seed, normalization=normalization)
     cells = config.load_cells()
     setup = config.load_setup(device)
     for position, tokens in enumerate(cells.input_ids):
@@ -125,7 +135,7 @@ def plan(model_dir: Path, sae_dir: Path, cells_path: Path, token_dictionary: Pat
                         cells_per_shard=cells_per_shard, cells=cells, selection=selection, run_id=run_id)
     data = {"run_dir": str(run_dir), "run_id": manifest.run_id, "source_layer": source, "downstream_layers": layers,
             "source_features": len(features), "cells": cells.n_cells, "units": len(manifest.extra["plan"]["units"]),
-            "selection": selection["method"]}
+            "selection": selection["method"], "active": manifest.active, "cell_choice": manifest.extra["cells"]}
     if as_json:
         emit_json(data)
     else:
@@ -268,8 +278,16 @@ def status(run_dir: Path, as_json: bool) -> None:
     else:
         pending = data.pop("pending")
         counts = data.pop("counts")
-        emit_mapping({**data, "pending": pending[:20], **{k: v for k, v in counts.items() if not isinstance(v, dict)}},
-                     title="Trace run")
+        cells = data.pop("cells")
+        emit_mapping({**data, "cells": _describe_cells(cells), "pending": pending[:20],
+                      **{k: v for k, v in counts.items() if not isinstance(v, dict)}}, title="Trace run")
+
+
+def _describe_cells(choice: dict) -> str:
+    """``first 20 of a random 2000 (seed 42), log1p`` from the manifest's cell choice."""
+    drawn = f"a random {choice['sample']} (seed {choice['seed']})" if choice.get("sample") else "the file"
+    text = f"first {choice['n_cells']} of {drawn}" if choice.get("n_cells") else f"all of {drawn}"
+    return text + (f", {choice['normalization']} encoding" if choice.get("normalization") else "")
 
 
 def _emit_counts(manifest, as_json: bool) -> None:

@@ -4,15 +4,16 @@ For a set of k features (any layers) each of the ``2**k - 1`` conditions zeroes 
 SAE code and adds the reconstruction change ``-z[:, f] (outer) W_dec[f]`` to the hidden state at gene positions
 (never replacing it by the reconstruction), all in one forward: a member at a later layer is encoded from the state
 that the earlier ablations of the same condition produced. At the target layer every feature's change is averaged
-over the gene positions where any member of the set is active in the clean pass. Over the cells where the set is
-active this gives, per condition and target, the tracer's statistics (:mod:`atlas.trace.stats`: mean, std,
-Cohen's d, consistency, p), so a set of one feature reproduces the traced edge exactly. Interaction statistics come
-from :mod:`atlas.experiments.interactions`.
+over gene positions where members are active in the clean pass (``active``: top-k membership or positive code):
+under the ``study`` definition a condition's own members, in the cells where one of them is active; under
+``whole-set`` any member of the set, in the cells where any member is active. Per condition and target this gives
+the tracer's statistics (:mod:`atlas.trace.stats`: mean, std, Cohen's d, consistency, p), so a set of one feature
+reproduces the traced edge exactly. Interaction statistics and both definitions: :mod:`atlas.experiments.interactions`.
 
 Fast like the tracer, and built on its pieces: one clean pass per cell caches the hidden states; the conditions of
 all sets for a cell run batched (``batch_size`` variants per forward), each batch resuming after the earliest
-member layer it needs and stopping at the target layer. A condition whose members are all inactive in a cell is
-exactly the clean pass, so it is not run and counts as a change of zero.
+member layer it needs and stopping at the target layer. A condition whose members all have a zero code in a cell
+(inactive, or a top-k member that ReLU zeroed) is exactly the clean pass, so it is not run and its change is zero.
 """
 
 from __future__ import annotations
@@ -30,9 +31,14 @@ from atlas.errors import AtlasError
 from atlas.experiments.features import FeatureSet
 from atlas.experiments.forward import resume
 from atlas.experiments.interactions import (
+    DEFAULT_TOLERANCE,
+    STUDY,
+    check_definition,
     condition_label,
     condition_masks,
+    members_of,
     order_summary,
+    pair_redundancy,
     set_summary,
     target_statistics,
 )
@@ -55,6 +61,7 @@ class SetEffects:
     d: np.ndarray
     consistency: np.ndarray
     n_cells: int  # cells in which at least one member is active
+    n_by_condition: np.ndarray  # cells each condition was measured in
 
 
 @dataclass
@@ -66,6 +73,8 @@ class AblationResult:
     min_effect: float
     tolerance: float
     effects: list[SetEffects]
+    definition: str = STUDY
+    min_consistency: float = 0.7
     sets: pd.DataFrame = field(default_factory=pd.DataFrame)
     targets: pd.DataFrame = field(default_factory=pd.DataFrame)
     orders: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -105,37 +114,47 @@ class _Variant:
 class _CellAblator:
     """Runs the conditions of every set on one cell and returns each condition's mean change per target."""
 
-    def __init__(self, setup: TraceSetup, sets: Sequence[FeatureSet], batch_size: int) -> None:
+    def __init__(self, setup: TraceSetup, sets: Sequence[FeatureSet], batch_size: int, definition: str) -> None:
         self.setup, self.sets, self.batch_size = setup, sets, batch_size
+        self.per_condition = definition == STUDY
         self.target_layer = setup.last_layer
         self.masks = [condition_masks(feature_set.order) for feature_set in sets]
         self.member_layers = sorted({member.layer for s in sets for member in s.members})
 
     @torch.no_grad()
-    def run(self, tokens: np.ndarray) -> list[np.ndarray | None]:
-        """Per set, ``[2**k - 1, n_targets]`` mean changes (rows in mask order), or None where no member is active."""
+    def run(self, tokens: np.ndarray) -> list[tuple[np.ndarray, np.ndarray] | None]:
+        """Per set, ``[2**k - 1, n_targets]`` mean changes and which conditions the cell counts for (row
+        ``mask - 1`` is condition ``mask``), or None where no member is active."""
         ids, genes = self.setup.input_ids(tokens)
-        results: list[np.ndarray | None] = [None] * len(self.sets)
+        results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(self.sets)
         if not genes.numel():
             return results
         states = clean_pass(self.setup, ids, [*self.member_layers, self.target_layer])
         saes = self.setup.saes
         clean_target = saes[self.target_layer].encode(states[self.target_layer][genes])
-        clean_codes = {layer: saes[layer].encode(states[layer][genes]) for layer in self.member_layers}
-        positions, variants = [], []
+        clean_codes = {layer: saes[layer].encode_active(states[layer][genes], self.setup.active)
+                       for layer in self.member_layers}
+        positions: dict[_Variant, torch.Tensor] = {}
+        variants = []
         for set_index, feature_set in enumerate(self.sets):
-            active = torch.stack([clean_codes[m.layer][:, m.index] > 0 for m in feature_set.members])
-            positions.append(active.any(dim=0))
-            any_active = active.any(dim=1).tolist()
-            if any(any_active):
-                results[set_index] = np.zeros((len(self.masks[set_index]), clean_target.shape[-1]))
-            variants += [_Variant(set_index, mask) for mask in self.masks[set_index]
-                         if any(any_active[i] for i in range(feature_set.order) if mask >> i & 1)]
+            active = torch.stack([clean_codes[m.layer][1][:, m.index] for m in feature_set.members])     # (k, G)
+            pushes = [bool(clean_codes[m.layer][0][:, m.index].ne(0).any()) for m in feature_set.members]
+            if not active.any():
+                continue
+            counted = np.zeros(len(self.masks[set_index]), dtype=bool)
+            for mask in self.masks[set_index]:
+                variant = _Variant(set_index, mask)
+                members = members_of(mask) if self.per_condition else range(feature_set.order)
+                positions[variant] = active[list(members)].any(dim=0)
+                counted[mask - 1] = bool(positions[variant].any())
+                if counted[mask - 1] and any(pushes[i] for i in members_of(mask)):
+                    variants.append(variant)
+            results[set_index] = (np.zeros((len(self.masks[set_index]), clean_target.shape[-1])), counted)
         for start in range(0, len(variants), self.batch_size):
             chunk = variants[start:start + self.batch_size]
             mean_change = self._run_batch(chunk, states, genes, clean_target, positions)
             for row, variant in enumerate(chunk):
-                results[variant.set_index][variant.mask - 1] = mean_change[row]
+                results[variant.set_index][0][variant.mask - 1] = mean_change[row]
         return results
 
     def _plan(self, chunk: list[_Variant], device: torch.device) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
@@ -155,7 +174,7 @@ class _CellAblator:
         return plan
 
     def _run_batch(self, chunk: list[_Variant], states: dict[int, torch.Tensor], genes: torch.Tensor,
-                   clean_target: torch.Tensor, positions: list[torch.Tensor]) -> np.ndarray:
+                   clean_target: torch.Tensor, positions: dict[_Variant, torch.Tensor]) -> np.ndarray:
         saes = self.setup.saes
         plan = self._plan(chunk, clean_target.device)
 
@@ -173,36 +192,43 @@ class _CellAblator:
         hidden = states[first].expand(len(chunk), *states[first].shape).clone()
         hidden = resume(self.setup.model, hidden, first, self.target_layer, edit)
         change = saes[self.target_layer].encode(hidden[:, genes]) - clean_target
-        weights = torch.stack([positions[variant.set_index] for variant in chunk]).to(change.dtype)
+        weights = torch.stack([positions[variant] for variant in chunk]).to(change.dtype)
         weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1.0)
         return torch.einsum("bs,bsf->bf", weights, change).double().cpu().numpy()
 
 
 def ablate(model: BertForMaskedLM, saes: dict[int, SparseAutoencoder], cells: Sequence[np.ndarray],
            sets: Sequence[FeatureSet], target_layer: int | None = None, *, batch_size: int = 64,
-           min_effect: float = 0.5, tolerance: float = 0.1, device: torch.device | str = "cpu",
+           min_effect: float = 0.5, min_consistency: float = 0.7, tolerance: float | None = None,
+           definition: str = STUDY, active: str = "topk", device: torch.device | str = "cpu",
            non_gene_tokens: tuple[int, ...] = GENEFORMER_NON_GENE_TOKENS, progress: bool = False) -> AblationResult:
     """Ablate every non-empty subset of every set on every cell and summarise effects and interactions.
 
     ``target_layer`` defaults to the model's last layer; ``batch_size`` is how many conditions share a forward
-    (1 runs one condition at a time, the reference behaviour).
+    (1 runs one condition at a time, the reference behaviour); ``definition`` is ``study`` or ``whole-set``
+    (:mod:`atlas.experiments.interactions`), ``active`` ``topk`` or ``positive`` (:mod:`atlas.sae.base`).
     """
     target_layer = n_layers(model) - 1 if target_layer is None else int(target_layer)
     validate_sets(sets, saes, target_layer, n_layers(model))
     if batch_size < 1:
         raise AtlasError(f"batch size must be positive, got {batch_size}")
+    try:
+        check_definition(definition)
+    except ValueError as error:
+        raise AtlasError(str(error)) from None
     first_layer = min(member.layer for s in sets for member in s.members)
-    setup = TraceSetup(model, saes, first_layer, [target_layer], non_gene_tokens, torch.device(device))
-    ablator = _CellAblator(setup, sets, batch_size)
+    setup = TraceSetup(model, saes, first_layer, [target_layer], non_gene_tokens, torch.device(device), active)
+    ablator = _CellAblator(setup, sets, batch_size, definition)
     width = {target_layer: saes[target_layer].n_features}
     states = [WelfordState.empty(condition_masks(s.order), width, device) for s in sets]
     for tokens in tqdm(cells, desc="ablating", unit="cell", disable=not progress):
-        for state, changes in zip(states, ablator.run(tokens), strict=True):
-            if changes is not None:
-                state.update(state.rows(state.source_features),
-                             {target_layer: torch.as_tensor(changes, device=state.n.device)})
+        for state, measured in zip(states, ablator.run(tokens), strict=True):
+            if measured is not None:
+                changes, counted = measured
+                state.update(state.rows(state.source_features[counted]),
+                             {target_layer: torch.as_tensor(changes[counted], device=state.n.device)})
     effects = [_set_effects(feature_set, state, target_layer) for feature_set, state in zip(sets, states, strict=True)]
-    return summarise(effects, target_layer, len(cells), min_effect, tolerance)
+    return summarise(effects, target_layer, len(cells), min_effect, tolerance, min_consistency, definition)
 
 
 def _set_effects(feature_set: FeatureSet, state: WelfordState, target_layer: int) -> SetEffects:
@@ -213,26 +239,32 @@ def _set_effects(feature_set: FeatureSet, state: WelfordState, target_layer: int
     rows = stats.source_features  # the condition masks measured in at least two cells
     arrays["mean"][rows], arrays["std"][rows], arrays["d"][rows] = stats.mean, stats.std, stats.cohens_d
     arrays["consistency"][rows] = stats.consistency
+    n_by_condition = np.zeros(1 << feature_set.order, dtype=np.int64)
+    n_by_condition[state.source_features] = state.n.cpu().numpy()
     return SetEffects(feature_set, arrays["mean"], arrays["std"], arrays["d"], arrays["consistency"],
-                      int(state.n.max()) if len(state.n) else 0)
+                      int(state.n.max()) if len(state.n) else 0, n_by_condition)
 
 
 def summarise(effects: list[SetEffects], target_layer: int, n_cells: int, min_effect: float = 0.5,
-              tolerance: float = 0.1) -> AblationResult:
-    """Build the set, target, order and condition tables from per-set effects."""
+              tolerance: float | None = None, min_consistency: float = 0.7, definition: str = STUDY
+              ) -> AblationResult:
+    """Build the set, target, order and condition tables from per-set effects under ``definition``."""
+    tolerance = DEFAULT_TOLERANCE[check_definition(definition)] if tolerance is None else tolerance
     set_rows, target_rows, order_rows, condition_rows = [], [], [], []
     for effect in effects:
         feature_set = effect.feature_set
         names = [str(member) for member in feature_set.members]
         identity = {"set_id": feature_set.set_id, "selection": feature_set.selection}
-        stats = target_statistics(effect.d, min_effect, tolerance)
-        by_order = order_summary(effect.d, min_effect)
+        criteria = {"consistency": effect.consistency, "min_consistency": min_consistency, "definition": definition}
+        stats = target_statistics(effect.d, min_effect, tolerance, **criteria)
+        by_order = order_summary(effect.d, min_effect, **criteria)
         set_rows.append(identity | {
             "order": feature_set.order, "term": feature_set.term, "members": names,
             "member_layers": [m.layer for m in feature_set.members],
             "member_features": [m.index for m in feature_set.members],
-            "target_layer": target_layer, "n_cells": effect.n_cells,
-            "redundancy_by_order": [row["median_redundancy"] for row in by_order]} | set_summary(stats))
+            "target_layer": target_layer, "n_cells": effect.n_cells, "definition": definition,
+            "redundancy_by_order": [row["median_redundancy"] for row in by_order],
+            "pair_redundancy": pair_redundancy(effect.d, stats.targets, definition)} | set_summary(stats))
         for column, target in enumerate(stats.targets):
             target_rows.append(identity | {
                 "target_layer": target_layer, "target_feature": int(target),
@@ -245,6 +277,8 @@ def summarise(effects: list[SetEffects], target_layer: int, n_cells: int, min_ef
             for target in stats.targets:
                 condition_rows.append(identity | {
                     "condition": condition_label(mask, names), "mask": mask, "order": mask.bit_count(),
-                    "target_feature": int(target), "d": effect.d[mask, target], "mean": effect.mean[mask, target]})
-    return AblationResult(target_layer, n_cells, min_effect, tolerance, effects, pd.DataFrame(set_rows),
-                          pd.DataFrame(target_rows), pd.DataFrame(order_rows), pd.DataFrame(condition_rows))
+                    "target_feature": int(target), "d": effect.d[mask, target], "mean": effect.mean[mask, target],
+                    "consistency": effect.consistency[mask, target], "n_cells": int(effect.n_by_condition[mask])})
+    return AblationResult(target_layer, n_cells, min_effect, tolerance, effects, definition, min_consistency,
+                          pd.DataFrame(set_rows), pd.DataFrame(target_rows), pd.DataFrame(order_rows),
+                          pd.DataFrame(condition_rows))

@@ -25,10 +25,11 @@ def _genes(cell: np.ndarray, non_gene_tokens: tuple[int, ...]) -> torch.Tensor:
 @torch.no_grad()
 def reference_ablation_changes(model: BertForMaskedLM, saes: Mapping[int, SparseAutoencoder],
                                cells: Sequence[np.ndarray], members: Sequence[FeatureRef], target: int,
-                               position_members: Sequence[FeatureRef] | None = None,
+                               position_members: Sequence[FeatureRef] | None = None, active: str = "topk",
                                non_gene_tokens: tuple[int, ...] = GENEFORMER_NON_GENE_TOKENS) -> np.ndarray:
-    """Per cell where one of ``position_members`` (default: the members) is active: the mean change of every
-    target-layer feature over those active gene positions when ``members`` are ablated, ``[cells, n_features]``.
+    """Per cell where one of ``position_members`` (default: the members) is active (``active``: top-k membership or
+    positive code): the mean change of every target-layer feature over those active gene positions when
+    ``members`` are ablated, ``[cells, n_features]``.
 
     Each member layer's hook encodes the (already edited) output of its block, so members at later layers see the
     earlier ablations, as in the batched engine.
@@ -53,9 +54,9 @@ def reference_ablation_changes(model: BertForMaskedLM, saes: Mapping[int, Sparse
     for cell in cells:
         ids, genes = torch.as_tensor(cell)[None], _genes(cell, non_gene_tokens)
         states = model(input_ids=ids, output_hidden_states=True).hidden_states
-        active = torch.stack([saes[m.layer].encode(states[m.layer + 1][0][genes])[:, m.index] > 0
-                              for m in position_members]).any(0)
-        if not active.any():
+        positions = torch.stack([saes[m.layer].encode_active(states[m.layer + 1][0][genes], active)[1][:, m.index]
+                                 for m in position_members]).any(0)
+        if not positions.any():
             continue
         handles = [blocks[target].register_forward_hook(capture)]
         handles += [blocks[layer].register_forward_hook(ablation(layer, genes)) for layer in {m.layer for m in members}]
@@ -66,7 +67,7 @@ def reference_ablation_changes(model: BertForMaskedLM, saes: Mapping[int, Sparse
                 handle.remove()
         clean = saes[target].encode(states[target + 1][0][genes])
         change = saes[target].encode(captured["target"][0][genes]) - clean
-        changes.append(change[active].mean(0).double().numpy())
+        changes.append(change[positions].mean(0).double().numpy())
     return np.stack(changes) if changes else np.zeros((0, saes[target].n_features))
 
 

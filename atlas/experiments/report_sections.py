@@ -43,15 +43,19 @@ def ablation_section(context: ReportContext) -> Section | None:
     if sets.empty:
         return None
     orders = _orders(sets)
-    by_kind = sets.groupby("selection").agg(
+    by_kind = sets.groupby(["definition", "selection"]).agg(
         sets=("set_id", "size"), median_redundancy=("median_redundancy", "median"),
+        median_interaction=("median_interaction", "median"), median_marginal=("median_marginal", "median"),
         fraction_subadditive=("fraction_subadditive", "mean"), fraction_additive=("fraction_additive", "mean"),
-        fraction_superadditive=("fraction_superadditive", "mean"),
-        mean_abs_interaction=("mean_abs_interaction", "mean")).reset_index()
+        fraction_superadditive=("fraction_superadditive", "mean")).reset_index()
     overview = order_overview(orders.assign(n_effects=float("nan"), mean_abs_d=float("nan")))
-    text = (f"{len(sets)} feature sets ablated in every subset ({', '.join(runs)}). Redundancy |d_S| / Σ|d_i| "
-            "below 1 means the features overlap in what they do (subadditive); above 1, they act together "
-            "(superadditive). Classes count targets with |d| > min effect in any condition.")
+    definitions = ", ".join(sorted(sets["definition"].unique()))
+    text = (f"{len(sets)} feature sets ablated in every subset ({', '.join(runs)}), {definitions} definition. "
+            "Redundancy |d_S| / Σ|d_i| below 1 means the features overlap in what they do (subadditive); above 1, "
+            "they act together (superadditive); medians over targets are the headline numbers. study: each "
+            "condition over its own members' active positions, targets with |d| > 0.5 and consistency > 0.7 in "
+            "any condition, classes at 0.8 / 1.2, interaction and marginal over |d|; whole-set: every condition "
+            "over the whole set's positions, targets with |d| > min effect, signed interaction.")
     return Section("ablation", "Combinatorial ablation", f"atlas ablate --load experiments/{runs[0]}", text,
                    tables=[("By selection kind", by_kind),
                            ("Median redundancy by order", overview[["selection", "order", "n_sets",

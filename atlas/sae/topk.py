@@ -41,9 +41,15 @@ class TopKSAE(SparseAutoencoder):
 
     def encode(self, hidden: torch.Tensor) -> torch.Tensor:
         """Dense codes with at most ``k`` positive entries per input."""
+        return self.encode_selected(hidden)[0]
+
+    def encode_selected(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dense codes and the mask of the top-k indices (selected even where ReLU makes the value 0)."""
         pre = self.pre_activations(hidden)
         values, indices = torch.topk(pre, self.k, dim=-1)
-        return torch.zeros_like(pre).scatter_(-1, indices, torch.relu(values))
+        codes = torch.zeros_like(pre).scatter_(-1, indices, torch.relu(values))
+        selected = torch.zeros_like(pre, dtype=torch.bool).scatter_(-1, indices, True)
+        return codes, selected
 
     @torch.no_grad()
     def normalize_decoder(self) -> None:

@@ -3,12 +3,15 @@
 Per cell:
 1. one clean pass through layers 0..last measured layer, caching the source hidden state and the clean SAE codes of
    every measured layer (the reference recomputes both for every feature);
-2. the source SAE code ``z``; the delta of zeroing feature ``f`` is ``-z[:, f] (outer) W_dec[f]`` (the decoder bias
+2. the source SAE code ``z`` and where each feature is active (``setup.active``: among the encoder's top-k, or
+   positive); the delta of zeroing feature ``f`` is ``-z[:, f] (outer) W_dec[f]`` (the decoder bias
    cancels), added to the *original* hidden state at gene positions;
 3. ablated variants of the cell (one per active source feature, ``batch_size`` at a time, same length so no
    padding) resume at layer s+1 from the cached state and stop at the last measured layer;
 4. at each measured layer only the rows where the variant's source feature was active are encoded; their change
    against the cached clean codes is averaged per variant and folded into Welford accumulators on the device.
+   A variant whose code is 0 wherever it is active (a top-k member that ReLU zeroed) changes nothing: its change
+   is exactly 0, as in the reference, rather than the float noise of a batched forward.
 """
 
 from __future__ import annotations
@@ -70,8 +73,10 @@ def _trace_one_cell(setup: TraceSetup, tokens: np.ndarray, selected: torch.Tenso
     source_layer, measured = setup.source_layer, setup.downstream_layers
     cached = clean_pass(setup, ids, [source_layer, *measured])
     source = cached[source_layer]                                                     # (T, d)
-    codes = _encode(setup, source_layer, source[gene_positions])[:, selected]         # (G, S)
-    active = codes > 0
+    sae = setup.source_sae
+    all_codes, all_active = sae.encode_active(source[gene_positions].to(sae.W_dec.dtype), setup.active)
+    codes, active = all_codes[:, selected], all_active[:, selected]                   # (G, S)
+    no_push = ~codes.ne(0).any(dim=0)                                                 # (S,)
     variants = torch.nonzero(active.any(dim=0)).squeeze(1)                            # columns of selected
     if not variants.numel():
         return
@@ -100,7 +105,7 @@ def _trace_one_cell(setup: TraceSetup, tokens: np.ndarray, selected: torch.Tenso
                 continue
             ablated = _encode(setup, layer, hidden.reshape(size * length, -1)[flat_rows])   # (R, F)
             mean_change = averaging @ (ablated - clean_codes[layer][gene_of_row])
-            mean_change[dead_direction[chunk]] = 0
+            mean_change[dead_direction[chunk] | no_push[chunk]] = 0
             observed[layer] = mean_change
         state.update(state_rows[chunk], observed)
         if progress is not None:

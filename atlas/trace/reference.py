@@ -35,11 +35,11 @@ def reference_trace_cells(setup: TraceSetup, features, cells: Iterable[np.ndarra
         mask = torch.ones_like(ids)
         clean = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
         clean_hidden = clean.hidden_states[setup.source_layer + 1][0]
-        codes = sae.encode(clean_hidden[gene_positions].to(sae.W_dec.dtype))
+        codes, active_at = sae.encode_active(clean_hidden[gene_positions].to(sae.W_dec.dtype), setup.active)
         clean_downstream = {layer: clean.hidden_states[layer + 1][0][gene_positions]
                             for layer in setup.downstream_layers}
         for feature in features:
-            active = codes[:, feature] > 0
+            active = active_at[:, feature]
             if not active.any():
                 continue
             ablated_codes = codes.clone()

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -69,12 +70,16 @@ class TraceConfig:
     precision: str = "fp32"
     batch_size: int | None = None  # ablated variants per forward; None: chosen from free memory at run time
     non_gene_tokens: list[int] = field(default_factory=lambda: list(GENEFORMER_NON_GENE_TOKENS))
+    active: str = "topk"
+    sample: int | None = None
+    seed: int = 42
+    normalization: str = "geneformer"
 
     def load_cells(self) -> Cells:
-        """The run's cells, tokenized exactly as at planning time."""
+        """The run's cells, drawn and tokenized exactly as at planning time."""
         return load_cells(self.cells, token_dictionary=self.token_dictionary,
                           gene_median_dictionary=self.gene_median_dictionary, max_length=self.max_length,
-                          n_cells=self.n_cells)
+                          n_cells=self.n_cells, sample=self.sample, seed=self.seed, normalization=self.normalization)
 
     def load_setup(self, device: str | torch.device = "auto") -> TraceSetup:
         """Model and SAEs on ``device``, validated against each other."""
@@ -82,7 +87,7 @@ class TraceConfig:
         model = load_model(self.model, device, resolve_dtype(self.precision))
         saes = load_sae_set(self.saes, [self.source_layer, *self.downstream_layers], device)
         return TraceSetup(model, saes, self.source_layer, list(self.downstream_layers),
-                          tuple(self.non_gene_tokens), device)
+                          tuple(self.non_gene_tokens), device, self.active)
 
 
 def weights_digest(config: TraceConfig) -> str:
@@ -122,10 +127,11 @@ def plan_run(run_dir: str | Path, config: TraceConfig, features: np.ndarray, *, 
     manifest = Manifest(
         run_id=run_id, model=model_name(config.model), sae=Path(config.saes).name, source_layer=config.source_layer,
         downstream_layers=sorted(config.downstream_layers), n_cells=cells.n_cells, cell_set_digest=cells.digest,
-        thresholds={**thresholds.as_dict(), "min_cells": 2}, code_version=__version__,
+        thresholds={**thresholds.as_dict(), "min_cells": 2}, active=config.active, code_version=__version__,
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         counts={"source_features": len(features), "units": len(units)},
         extra={"config": asdict(config), "weights_digest": weights, "selection": selection,
+               "cells": cell_choice(config),
                "source_features": features.tolist(),
                "plan": {"features_per_shard": features_per_shard, "cells_per_shard": cells_per_shard,
                         "units": [unit.as_dict() for unit in units]}})
@@ -142,9 +148,17 @@ def plan_run(run_dir: str | Path, config: TraceConfig, features: np.ndarray, *, 
     return manifest
 
 
+def cell_choice(config: TraceConfig) -> dict[str, Any]:
+    """How the run's cells were chosen and encoded, as the manifest records it."""
+    return {"sample": config.sample, "seed": config.seed if config.sample is not None else None,
+            "n_cells": config.n_cells,
+            "normalization": config.normalization if Path(config.cells).suffix.lower() == ".h5ad" else None}
+
+
 def _plan_of(manifest: Manifest) -> tuple[TraceConfig, list[Unit], np.ndarray, Thresholds]:
     try:
-        config = TraceConfig(**manifest.extra["config"])
+        # a config without `active` was planned before the definition was recorded: it traced positive codes
+        config = TraceConfig(**{"active": manifest.active, **manifest.extra["config"]})
         units = units_from_dicts(manifest.extra["plan"]["units"])
         features = np.asarray(manifest.extra["source_features"], dtype=np.int64)
         thresholds = Thresholds(manifest.thresholds["cohens_d"], manifest.thresholds["consistency"],
@@ -382,8 +396,10 @@ def run_status(run_dir: str | Path) -> dict:
     """Plan progress of a run: units done and pending, status, counts."""
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
-    _, plan, _, _ = _plan_of(manifest)
+    config, plan, _, thresholds = _plan_of(manifest)
     done = [unit.index for unit in plan if _state_path(run_dir, unit).is_file()]
-    return {"run_id": manifest.run_id, "status": manifest.status, "units": len(plan), "units_done": len(done),
+    return {"run_id": manifest.run_id, "status": manifest.status, "active": manifest.active,
+            "consistency": thresholds.consistency_mode, "cells": manifest.extra.get("cells", cell_choice(config)),
+            "units": len(plan), "units_done": len(done),
             "pending": [unit.index for unit in plan if unit.index not in set(done)], "counts": manifest.counts}
 

@@ -10,7 +10,7 @@ from transformers import BertForMaskedLM
 
 from atlas.errors import AtlasError
 from atlas.model import d_model, encoder_layers, n_layers
-from atlas.sae.base import SparseAutoencoder
+from atlas.sae.base import SparseAutoencoder, check_active_rule
 
 # Geneformer's <cls> and <eos>: the SAEs were trained on gene positions only, and the reference measures only there.
 GENEFORMER_NON_GENE_TOKENS = (2, 3)
@@ -18,7 +18,11 @@ GENEFORMER_NON_GENE_TOKENS = (2, 3)
 
 @dataclass
 class TraceSetup:
-    """A model with per-layer SAEs, one source layer and the downstream layers measured from it."""
+    """A model with per-layer SAEs, one source layer and the downstream layers measured from it.
+
+    ``active`` says at which positions a source feature counts as active (``atlas.sae.base.ACTIVE_RULES``): the
+    positions its change is averaged over, and the cells it is measured in.
+    """
 
     model: BertForMaskedLM
     saes: dict[int, SparseAutoencoder]
@@ -26,8 +30,13 @@ class TraceSetup:
     downstream_layers: list[int]
     non_gene_tokens: tuple[int, ...] = GENEFORMER_NON_GENE_TOKENS
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    active: str = "topk"
 
     def __post_init__(self) -> None:
+        try:
+            check_active_rule(self.active)
+        except ValueError as error:
+            raise AtlasError(str(error)) from None
         self.downstream_layers = sorted(set(self.downstream_layers))
         depth = n_layers(self.model)
         if not 0 <= self.source_layer < depth:
