@@ -16,6 +16,7 @@ import queries
 from atlas.catalog import LayerCatalog
 from atlas.db.connection import Graph
 from atlas.errors import AtlasError
+from atlas.plain import plain
 from loaders.gmt import GeneSet
 from loaders.schema import apply_schema, feature_uid, gene_id, term_id
 
@@ -51,7 +52,7 @@ class AnnotationRows:
                        odds_ratio: float | None = None, n_overlap: int | None = None) -> None:
         """Add a feature's enrichment in a term of a library (the first result for a pair wins: add best first)."""
         key = self.add_term(source, term)
-        self.enriched_in.setdefault((feature, key), {"p_adj": p_adj, "odds_ratio": _finite(odds_ratio),
+        self.enriched_in.setdefault((feature, key), {"p_adj": p_adj, "odds_ratio": plain(odds_ratio),
                                                      "n_overlap": n_overlap})
 
     def merge(self, other: AnnotationRows) -> AnnotationRows:
@@ -86,10 +87,6 @@ class AnnotationRows:
         """Rows of each kind."""
         return {name: len(getattr(self, name))
                 for name in ("features", "genes", "terms", "top_genes", "enriched_in", "member_of")}
-
-
-def _finite(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else value
 
 
 def catalog_rows(catalogs: Iterable[LayerCatalog], model: str, sae: str) -> AnnotationRows:

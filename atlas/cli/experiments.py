@@ -10,6 +10,7 @@ import click
 
 from atlas.cli.output import emit_json, emit_mapping, emit_table
 from atlas.errors import AtlasError
+from atlas.plain import records
 
 _PATH = click.Path(path_type=Path)
 _ANY_DEPTH = 10_000  # --layers is checked against the SAEs that exist, not against a model depth here
@@ -85,13 +86,6 @@ def _finish(run: dict[str, Any], tables: dict, out_dir: Path, store: bool, plot:
     return {"run": run, "out": str(out_dir), "stored": stored, "plot": str(plot) if plot else None}
 
 
-def _records(table, columns: list[str] | None = None) -> list[dict[str, Any]]:
-    """Table rows as plain dicts; list cells (numpy arrays after a Parquet round trip) become lists."""
-    table = table if columns is None else table.reindex(columns=columns)
-    return [{key: value.tolist() if hasattr(value, "tolist") and getattr(value, "ndim", 0) else value
-             for key, value in row.items()} for row in table.to_dict("records")]
-
-
 def _loaded(load_dir: Path, kind: str):
     from atlas.experiments.results import load_tables
 
@@ -158,8 +152,8 @@ def ablate(model_dir, saes_dir, cells_path, token_dictionary, gene_median_dictio
                      quiet or as_json)
     set_columns = ["set_id", "selection", "order", "members", "term", "n_cells", "n_targets", "median_redundancy",
                    "fraction_subadditive", "fraction_additive", "fraction_superadditive", "mean_abs_interaction"]
-    sets_rows = _records(tables["sets"], set_columns)
-    orders_rows = _records(order_overview(tables["orders"]))
+    sets_rows = records(tables["sets"].reindex(columns=set_columns))
+    orders_rows = records(order_overview(tables["orders"]))
     if as_json:
         emit_json(header | {"sets": sets_rows, "orders": orders_rows})
         return
@@ -258,10 +252,10 @@ def steer(model_dir, saes_dir, cells_path, token_dictionary, gene_median_diction
                      quiet or as_json)
     columns = ["layer", "feature", "alpha", "switch_d", "n_cells", "fraction_positive", "mean_ds", "top_up",
                "top_down"]
-    results = _records(tables["results"], columns)
+    results = records(tables["results"].reindex(columns=columns))
     for row in results:
         row["top_up"], row["top_down"] = row["top_up"][:5], row["top_down"][:5]
-    layer_rows = _records(tables["layers"])
+    layer_rows = records(tables["layers"])
     if as_json:
         emit_json(header | {"results": results, "layers": layer_rows})
         return

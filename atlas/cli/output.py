@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
 
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy scalars
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+from atlas.plain import dumps, plain
 
 
 def emit_json(data: Any) -> None:
-    """Print data as JSON (numpy scalars and paths converted, NaN as null)."""
-    click.echo(json.dumps(data, default=lambda v: _plain(v) if hasattr(v, "item") else str(v), indent=2))
+    """Print data as strict JSON (:func:`atlas.plain.plain`: numpy values and paths converted, NaN as null)."""
+    click.echo(dumps(data))
 
 
 def format_value(value: Any) -> str:
-    value = _plain(value)
+    """One table cell: numbers to 4 significant digits, lists joined, missing values empty."""
+    value = plain(value)
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, (list, tuple)):
