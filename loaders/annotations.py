@@ -17,7 +17,7 @@ from atlas.catalog import LayerCatalog
 from atlas.db.connection import Graph
 from atlas.errors import AtlasError
 from atlas.plain import plain
-from loaders.gmt import GeneSet
+from atlas.gmt import GeneSet
 from loaders.schema import apply_schema, feature_uid, gene_id, term_id
 
 BATCH_SIZE = 5_000

@@ -13,9 +13,9 @@ import pytest
 
 from atlas.catalog import Annotation, CatalogFeature, LayerCatalog, TopGene, read_catalogs, write_layer_catalog
 from atlas.errors import AtlasError
+from atlas.gmt import gene_sets, library_name, read_gmt
 from loaders.annotations import catalog_rows, gene_set_rows, load_annotations
 from loaders.digest import graph_digest
-from loaders.gmt import gene_sets, library_name, read_gmt
 
 MODEL, SAE = "tiny-gf", "tiny-saes"
 GMT = (

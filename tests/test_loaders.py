@@ -333,7 +333,7 @@ def test_deleting_an_unknown_run_is_an_error(clean_graph):
 
 
 def test_the_loader_never_imports_torch(run_template):
-    code = ("import sys, loaders.online, loaders.digest, loaders.annotations, loaders.gmt, atlas.cli.ingest, "
+    code = ("import sys, loaders.online, loaders.digest, loaders.annotations, atlas.gmt, atlas.cli.ingest, "
             "atlas.cli.annotate; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)

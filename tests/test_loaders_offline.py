@@ -12,10 +12,10 @@ import pytest
 from atlas.catalog import read_catalogs
 from atlas.db.connection import connect
 from atlas.errors import AtlasError
+from atlas.gmt import read_gmt
 from benchmarks.synthetic import make_synthetic_run
 from loaders.annotations import catalog_rows, gene_set_rows, load_annotations
 from loaders.digest import graph_digest
-from loaders.gmt import read_gmt
 from loaders.offline import bulk_import, write_import_files
 from loaders.online import ingest_run
 from loaders.runs import validate_run

@@ -35,8 +35,8 @@ def _catalog_source(sae_atlas: Path, model: str | None, sae: str | None, layers:
 
 
 def _gene_set_source(path: Path, source: str | None):
+    from atlas.gmt import library_name, read_gmt
     from loaders.annotations import gene_set_rows
-    from loaders.gmt import library_name, read_gmt
 
     return gene_set_rows(read_gmt(path), source or library_name(path))
 

@@ -42,11 +42,12 @@ from atlas.runformat import (
     write_shard,
 )
 from atlas.sae.biosae import ACTIVATION_MEAN, CHECKPOINT, find_layer_dirs, load_sae_set
+from atlas.stats import benjamini_hochberg
 from atlas.trace.engine import trace_cells
 from atlas.trace.memory import BatchChoice, choose_batch_size
 from atlas.trace.plan import Unit, make_plan, units_from_dicts
 from atlas.trace.setup import GENEFORMER_NON_GENE_TOKENS, TraceSetup
-from atlas.trace.stats import Thresholds, WelfordState, benjamini_hochberg, layer_statistics, significant
+from atlas.trace.stats import Thresholds, WelfordState, layer_statistics, significant
 
 STATES = "states"
 SUMMARY_SCHEMA = pa.schema([("run_id", pa.string()), ("source_layer", pa.int16()), ("source_feature", pa.int32()),
