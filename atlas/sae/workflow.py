@@ -11,6 +11,7 @@ from atlas.catalog import write_layer_catalog
 from atlas.cells import load_cells, load_dictionary, special_token_ids, token_gene_names
 from atlas.errors import AtlasError
 from atlas.model import load_model, n_layers, resolve_device
+from atlas.ranges import parse_ranges
 from atlas.sae.biosae import write_sae
 from atlas.sae.train import DEFAULT_SPECIAL_TOKENS, TrainedLayer, TrainingConfig, train_layers
 
@@ -19,17 +20,11 @@ def parse_layers(text: str, layer_count: int) -> list[int]:
     """``all`` or a comma list of layer numbers and ranges (``0,5,11``, ``0-5``) within ``0..layer_count-1``."""
     if text.strip() == "all":
         return list(range(layer_count))
-    layers: set[int] = set()
-    try:
-        for part in text.split(","):
-            first, _, last = part.strip().partition("-")
-            layers.update(range(int(first), int(last or first) + 1))
-    except ValueError:
-        raise AtlasError(f"layers {text!r}: expected 'all', numbers and ranges like 0,5,11 or 0-5") from None
-    bad = sorted(layer for layer in layers if not 0 <= layer < layer_count)
-    if bad or not layers:
-        raise AtlasError(f"layers {bad or text!r} not in 0..{layer_count - 1}")
-    return sorted(layers)
+    layers = parse_ranges(text, "layers")
+    bad = [layer for layer in layers if not 0 <= layer < layer_count]
+    if bad:
+        raise AtlasError(f"layers {bad} not in 0..{layer_count - 1}")
+    return layers
 
 
 class _StageBars:
