@@ -85,10 +85,9 @@ def test_steering_results_are_stored_per_feature_and_alpha_without_duplicates(cl
 
 
 def test_report_sections_show_experiments_on_the_scopes_model_and_mark_hubs(clean_graph):
-    from atlas.experiments.report_sections import ablation_section, steering_section
-
     from atlas.analysis.scope import Scope
-    from atlas.report import ReportContext
+    from atlas.experiment_sections import ablation_section, steering_section
+    from atlas.report_section import ReportContext
 
     store_ablation(clean_graph, RUN, SETS, TARGETS)
     store_steering(clean_graph, STEER_RUN, STEERINGS)

@@ -16,6 +16,7 @@ from atlas import plots, report
 from atlas.analysis.hubs import HubRule
 from atlas.analysis.projection import projection_names
 from atlas.analysis.scope import resolve_scope
+from atlas.report_section import Section
 from tests.graphs import heavy_tailed_run
 
 pytestmark = pytest.mark.neo4j
@@ -46,7 +47,7 @@ def test_plots_draw_tables_without_a_database(tmp_path):
 
 def test_report_is_self_contained_with_every_core_section_and_its_command(run, graph, tmp_path):
     scope = resolve_scope(graph, ["toy"])
-    built = report.build_report(graph, scope, HubRule(threshold=None, percentile=90), top=10, progress=False)
+    built = report.build_report(graph, scope, HubRule(threshold=None, percentile=90), top=10)
     paths = report.write_report(built, tmp_path)
     page = paths["html"].read_text()
     assert [section.key for section in built.sections] == ["summary", "degrees", "hubs", "unannotated-hubs",
@@ -65,7 +66,7 @@ def test_report_is_self_contained_with_every_core_section_and_its_command(run, g
 
 def test_report_hub_table_lists_the_hubs_computed_independently(run, graph, tmp_path):
     scope = resolve_scope(graph, ["toy"])
-    built = report.build_report(graph, scope, HubRule(threshold=25), top=5, progress=False)
+    built = report.build_report(graph, scope, HubRule(threshold=25), top=5)
     hubs = dict(built.sections[2].tables)["Hubs and top-ranked features"]
     degree = run.edges.groupby("source").size()
     assert set(hubs.query("hub")["uid"]) == set(degree[degree > 25].index)
@@ -74,16 +75,14 @@ def test_report_hub_table_lists_the_hubs_computed_independently(run, graph, tmp_
     assert set(unannotated["uid"]) == {uid for uid in degree[degree > 25].index if not annotated[uid]}
 
 
-def test_registered_sections_are_added_and_a_builder_returning_none_is_left_out(run, graph, tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "EXPERIMENT_SECTIONS", [])
+def test_given_section_builders_are_built_and_a_builder_returning_none_is_left_out(run, graph, tmp_path):
     table = pd.DataFrame({"feature": ["x"], "redundancy_ratio": [0.4]})
 
-    @report.register_section
     def ablation(context):
-        return report.Section("ablation", "Combinatorial ablation", "atlas ablate --help", tables=[("t", table)])
+        return Section("ablation", "Combinatorial ablation", "atlas ablate --help", tables=[("t", table)])
 
-    report.register_section(lambda context: None)
-    built = report.build_report(graph, resolve_scope(graph, ["toy"]), HubRule(threshold=25), progress=False)
+    builders = [*report.CORE_SECTIONS, ablation, lambda context: None]
+    built = report.build_report(graph, resolve_scope(graph, ["toy"]), HubRule(threshold=25), builders=builders)
     assert [section.key for section in built.sections][-1] == "ablation"
     assert "redundancy_ratio" in report.write_report(built, tmp_path)["html"].read_text()
 

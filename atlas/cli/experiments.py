@@ -8,13 +8,12 @@ from typing import Any
 
 import click
 
-from atlas.cli.output import emit_json, emit_mapping, emit_table
+from atlas.cli.output import StageBars, emit_json, emit_mapping, emit_table
 from atlas.errors import AtlasError
 from atlas.plain import records
 
 _PATH = click.Path(path_type=Path)
 _ANY_DEPTH = 10_000  # --layers is checked against the SAEs that exist, not against a model depth here
-RESULTS_ROOT = Path("experiments")
 
 
 def _shared_options(command: Callable) -> Callable:
@@ -137,17 +136,18 @@ def ablate(model_dir, saes_dir, cells_path, token_dictionary, gene_median_dictio
         run, tables = _loaded(load_dir, "ablation")
         out_dir, store = load_dir, True
     else:
+        from atlas.experiments.results import pending_results_dir, settle_results_dir
         from atlas.experiments.workflow import choose_sets, run_ablation
         from atlas.sae.workflow import parse_layers
 
         cells = _cells(options)
         chosen_layers = parse_layers(layers, _ANY_DEPTH) if layers else []
         sets = choose_sets(saes_dir, explicit, selections, chosen_layers, order, n_sets, seed, min_frequency)
-        run_dir = out_dir or _pending()
+        run_dir = out_dir or pending_results_dir()
         run, tables = run_ablation(model_dir, saes_dir, cells, run_dir, sets, target_layer=target_layer,
                                    batch_size=batch_size, min_effect=min_effect, tolerance=tolerance, device=device,
-                                   run_id=run_id, progress=not quiet and not as_json)
-        out_dir = _settle(run_dir, out_dir, run["id"])
+                                   run_id=run_id, progress=StageBars(not quiet and not as_json, "cell"))
+        out_dir = out_dir or settle_results_dir(run_dir, run["id"])
     header = _finish(run, tables, out_dir, store, plot, lambda: redundancy_figure(tables["orders"]),
                      quiet or as_json)
     set_columns = ["set_id", "selection", "order", "members", "term", "n_cells", "n_targets", "median_redundancy",
@@ -160,27 +160,6 @@ def ablate(model_dir, saes_dir, cells_path, token_dictionary, gene_median_dictio
     emit_table(sets_rows, title=f"Feature sets ({run['id']}, target layer {run['thresholds']['target_layer']})")
     click.echo()
     emit_table(orders_rows, title="By order (single -> pair -> triplet ...)")
-
-
-def _pending() -> Path:
-    """A fresh directory under ./experiments for a run whose id is not known yet."""
-    import tempfile
-
-    RESULTS_ROOT.mkdir(exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=".pending-", dir=RESULTS_ROOT))
-
-
-def _settle(run_dir: Path, out_dir: Path | None, run_id: str) -> Path:
-    """Move results from a pending directory to ./experiments/<run id> (replacing an earlier identical run)."""
-    if out_dir is not None:
-        return out_dir
-    import shutil
-
-    final = RESULTS_ROOT / run_id
-    if final.exists():
-        shutil.rmtree(final)
-    run_dir.rename(final)
-    return final
 
 
 @click.command()
@@ -232,13 +211,14 @@ def steer(model_dir, saes_dir, cells_path, token_dictionary, gene_median_diction
         run, tables = _loaded(load_dir, "steering")
         out_dir, store = load_dir, True
     else:
+        from atlas.experiments.results import pending_results_dir, settle_results_dir
         from atlas.experiments.workflow import PseudotimeSource, run_steering
         from atlas.sae.workflow import parse_layers
 
         cells = _cells(options)
         pseudotime = PseudotimeSource(pseudotime_path, pseudotime_column, root_rule, labels_path, label_column,
                                       neighbors)
-        run_dir = out_dir or _pending()
+        run_dir = out_dir or pending_results_dir()
         run, tables = run_steering(model_dir, saes_dir, cells, run_dir,
                                    layers=parse_layers(layers, _ANY_DEPTH) if layers else None, features=features,
                                    alphas=alphas or (0.0, 2.0, 4.0), pseudotime=pseudotime,
@@ -246,8 +226,8 @@ def steer(model_dir, saes_dir, cells_path, token_dictionary, gene_median_diction
                                    max_features=max_features, top_genes=top_genes,
                                    gene_name_dictionary=gene_name_dictionary, centered=centered,
                                    batch_size=batch_size, device=device,
-                                   run_id=run_id, progress=not quiet and not as_json)
-        out_dir = _settle(run_dir, out_dir, run["id"])
+                                   run_id=run_id, progress=StageBars(not quiet and not as_json, "cell"))
+        out_dir = out_dir or settle_results_dir(run_dir, run["id"])
     header = _finish(run, tables, out_dir, store, plot, lambda: fraction_positive_figure(tables["layers"]),
                      quiet or as_json)
     columns = ["layer", "feature", "alpha", "switch_d", "n_cells", "fraction_positive", "mean_ds", "top_up",

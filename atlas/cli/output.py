@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
+from tqdm import tqdm
 
 from atlas.plain import dumps, plain
 
@@ -50,3 +52,27 @@ def emit_mapping(data: Mapping[str, Any], title: str | None = None) -> None:
     width = max((len(key) for key in data), default=0)
     for key, value in data.items():
         click.echo(f"{key.ljust(width)}  {format_value(value)}")
+
+
+def progress_bar(enabled: bool = True, **options: Any) -> tqdm:
+    """A tqdm bar on stderr, drawn only when asked for and stderr is a terminal (a log file gets no bar lines)."""
+    return tqdm(disable=not enabled or not sys.stderr.isatty(), **options)
+
+
+class StageBars:
+    """One bar per stage for library callbacks ``progress(stage, done, total)``; see :func:`progress_bar`."""
+
+    def __init__(self, enabled: bool = True, unit: str = "step") -> None:
+        self.enabled = enabled
+        self.unit = unit
+        self.bars: dict[str, tqdm] = {}
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = progress_bar(self.enabled, total=total, desc=stage, unit=self.unit,
+                                                  unit_scale=True, leave=False)
+        bar.total = total
+        bar.update(done - bar.n)
+        if total is not None and done >= total:
+            bar.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from atlas.cli.output import emit_json, emit_mapping
+from atlas.cli.output import emit_json, emit_mapping, progress_bar
 from atlas.errors import AtlasError
 
 
@@ -148,7 +148,6 @@ def run(run_dir: Path, units: tuple[int, ...], unit_from_env: str | None, device
       atlas trace run runs/l5 --max-memory 8GiB         # auto batch size within 8 GiB for the whole process
     """
     import torch
-    from tqdm import tqdm
 
     from atlas.trace.memory import parse_size
     from atlas.trace.run import finalize_run, merge_run, run_status, run_units
@@ -158,7 +157,7 @@ def run(run_dir: Path, units: tuple[int, ...], unit_from_env: str | None, device
             raise AtlasError("--threads must be at least 1")
         torch.set_num_threads(threads)
     selected = _units_from_env(unit_from_env, units)
-    bar = tqdm(desc="trace", unit="cell", disable=quiet, dynamic_ncols=True)
+    bar = progress_bar(not quiet, desc="trace", unit="cell", dynamic_ncols=True)
     started, passes = time.perf_counter(), [0]
 
     def on_passes(count: int) -> None:

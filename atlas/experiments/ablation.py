@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 from transformers import BertForMaskedLM
 
 from atlas.errors import AtlasError
@@ -37,6 +36,7 @@ from atlas.experiments.interactions import (
     target_statistics,
 )
 from atlas.model import n_layers
+from atlas.progress import StageProgress, tracked
 from atlas.sae.base import SparseAutoencoder
 from atlas.trace.engine import clean_pass
 from atlas.trace.setup import GENEFORMER_NON_GENE_TOKENS, TraceSetup
@@ -181,7 +181,8 @@ class _CellAblator:
 def ablate(model: BertForMaskedLM, saes: dict[int, SparseAutoencoder], cells: Sequence[np.ndarray],
            sets: Sequence[FeatureSet], target_layer: int | None = None, *, batch_size: int = 64,
            min_effect: float = 0.5, tolerance: float = 0.1, device: torch.device | str = "cpu",
-           non_gene_tokens: tuple[int, ...] = GENEFORMER_NON_GENE_TOKENS, progress: bool = False) -> AblationResult:
+           non_gene_tokens: tuple[int, ...] = GENEFORMER_NON_GENE_TOKENS,
+           progress: StageProgress | None = None) -> AblationResult:
     """Ablate every non-empty subset of every set on every cell and summarise effects and interactions.
 
     ``target_layer`` defaults to the model's last layer; ``batch_size`` is how many conditions share a forward
@@ -196,7 +197,7 @@ def ablate(model: BertForMaskedLM, saes: dict[int, SparseAutoencoder], cells: Se
     ablator = _CellAblator(setup, sets, batch_size)
     width = {target_layer: saes[target_layer].n_features}
     states = [WelfordState.empty(condition_masks(s.order), width, device) for s in sets]
-    for tokens in tqdm(cells, desc="ablating", unit="cell", disable=not progress):
+    for tokens in tracked(cells, "ablating", progress):
         for state, changes in zip(states, ablator.run(tokens), strict=True):
             if changes is not None:
                 state.update(state.rows(state.source_features),

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from atlas.errors import AtlasError
 from atlas.runformat import write_file_atomically
 
 RUN_FILE = "run.json"
+RESULTS_ROOT = Path("experiments")
 TABLES = {"ablation": ("sets", "targets", "orders", "conditions"),
           "steering": ("results", "layers", "switch", "cells", "pseudotime")}
 
@@ -33,6 +36,22 @@ def run_record(kind: str, model: str, sae: str, n_cells: int, cell_set_digest: s
     return {"id": run_id or f"{kind}-{digest}", "kind": kind, "model": model, "sae": sae, "n_cells": n_cells,
             "cell_set_digest": cell_set_digest, "thresholds": thresholds, "code_version": __version__,
             "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "status": "complete"}
+
+
+def pending_results_dir(root: str | Path = RESULTS_ROOT) -> Path:
+    """A fresh directory under ``root`` for a run whose id is not known yet (see :func:`settle_results_dir`)."""
+    root = Path(root)
+    root.mkdir(exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".pending-", dir=root))
+
+
+def settle_results_dir(pending: Path, run_id: str, root: str | Path = RESULTS_ROOT) -> Path:
+    """Move results from a pending directory to ``root/<run id>`` (replacing an earlier identical run)."""
+    final = Path(root) / run_id
+    if final.exists():
+        shutil.rmtree(final)
+    pending.rename(final)
+    return final
 
 
 def save_tables(out_dir: str | Path, run: dict[str, Any], tables: dict[str, pd.DataFrame]) -> Path:

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 from transformers import BertForMaskedLM
 
 from atlas.errors import AtlasError
@@ -37,6 +36,7 @@ from atlas.experiments.pseudotime import (
 )
 from atlas.experiments.summaries import layer_summary
 from atlas.model import n_layers
+from atlas.progress import StageProgress, tracked
 from atlas.sae.base import SparseAutoencoder
 from atlas.trace.setup import GENEFORMER_NON_GENE_TOKENS
 
@@ -99,11 +99,11 @@ class _Model:
 
 
 @torch.no_grad()
-def _profile(runner: _Model, cells: Sequence[np.ndarray], layers: list[int], embedding_layer: int, progress: bool
-             ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+def _profile(runner: _Model, cells: Sequence[np.ndarray], layers: list[int], embedding_layer: int,
+             progress: StageProgress | None) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
     """Per cell: clean logit vector, mean gene embedding, and each layer's mean feature activations."""
     logits, embeddings, activations = [], [], {layer: [] for layer in layers}
-    for tokens in tqdm(cells, desc="profiling cells", unit="cell", disable=not progress):
+    for tokens in tracked(cells, "profiling cells", progress):
         cell = runner.clean(tokens)
         if cell is None:
             raise AtlasError("a cell has no gene tokens")
@@ -189,7 +189,8 @@ def steer(model: BertForMaskedLM, saes: Mapping[int, SparseAutoencoder], cells: 
           extreme_fraction: float = 0.2, switch_threshold: float = 0.8, max_features: int = 10,
           top_genes: int = 10, gene_names: Mapping[int, str] | None = None, batch_size: int = 32,
           n_neighbors: int = 15, centered: bool = False, device: torch.device | str = "cpu",
-          non_gene_tokens: tuple[int, ...] = GENEFORMER_NON_GENE_TOKENS, progress: bool = False) -> SteeringResult:
+          non_gene_tokens: tuple[int, ...] = GENEFORMER_NON_GENE_TOKENS,
+          progress: StageProgress | None = None) -> SteeringResult:
     """Find switch features (or take ``features``) and steer each at every alpha; see the module docstring.
 
     ``centered=True`` measures the cosines around the mean clean logit vector of all cells rather than around zero
@@ -227,7 +228,7 @@ def steer(model: BertForMaskedLM, saes: Mapping[int, SparseAutoencoder], cells: 
     selected = {layer: group["feature"].tolist() for layer, group in switch[switch["selected"]].groupby("layer")}
     accumulator = _Accumulator()
     if selected:
-        for cell_index, tokens in enumerate(tqdm(cells, desc="steering", unit="cell", disable=not progress)):
+        for cell_index, tokens in enumerate(tracked(cells, "steering", progress)):
             _steer_cell(runner, tokens, cell_index, selected, alphas, early, late, origin, batch_size, accumulator)
     results, cell_rows = _results(switch, alphas, accumulator, top_genes, gene_names)
     return SteeringResult(pseudotime, root, extremes, alphas, switch, results, layer_summary(results),

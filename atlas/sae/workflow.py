@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-
-from tqdm import tqdm
 
 from atlas.catalog import write_layer_catalog
 from atlas.cells import load_cells, load_dictionary, special_token_ids, token_gene_names
@@ -25,24 +23,6 @@ def parse_layers(text: str, layer_count: int) -> list[int]:
     if bad:
         raise AtlasError(f"layers {bad} not in 0..{layer_count - 1}")
     return layers
-
-
-class _StageBars:
-    """One tqdm bar per training stage, fed by ``train_layers``'s progress callback."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bars: dict[str, tqdm] = {}
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        bar = self.bars.get(stage)
-        if bar is None:
-            bar = self.bars[stage] = tqdm(total=total, desc=stage, unit="step", leave=False)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
 
 
 def write_trained_layers(out_dir: str | Path, trained: Sequence[TrainedLayer]) -> list[dict]:
@@ -70,9 +50,12 @@ def train_sae_atlas(
     n_cells: int | None = None,
     max_length: int = 2048,
     device: str = "auto",
-    show_progress: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> list[dict]:
-    """Load the model and cells, train an SAE per layer, write the atlas layout; returns one row per layer."""
+    """Load the model and cells, train an SAE per layer, write the atlas layout; returns one row per layer.
+
+    ``progress(stage, done, total)`` is called as each training stage advances.
+    """
     torch_device = resolve_device(device)
     model = load_model(model_dir, torch_device)
     wanted = parse_layers(layers, n_layers(model)) if isinstance(layers, str) else list(layers)
@@ -83,5 +66,5 @@ def train_sae_atlas(
     trained = train_layers(
         model, cells.input_ids, wanted, token_gene_names(tokens, names) if tokens else {}, config,
         special_tokens=special_token_ids(tokens) if tokens else DEFAULT_SPECIAL_TOKENS, device=torch_device,
-        progress=_StageBars(show_progress))
+        progress=progress)
     return write_trained_layers(out_dir, trained)
