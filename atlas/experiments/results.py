@@ -18,9 +18,9 @@ from typing import Any
 
 import pandas as pd
 
-from atlas import __version__
 from atlas.errors import AtlasError
 from atlas.runformat import write_file_atomically
+from atlas.version import __version__
 
 RUN_FILE = "run.json"
 RESULTS_ROOT = Path("experiments")

@@ -28,7 +28,6 @@ import torch
 from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save as save_safetensors
 
-from atlas import __version__
 from atlas.cells import Cells, load_cells
 from atlas.errors import AtlasError
 from atlas.model import load_model, model_name, resolve_device, resolve_dtype
@@ -48,6 +47,7 @@ from atlas.trace.memory import BatchChoice, choose_batch_size
 from atlas.trace.plan import Unit, make_plan, units_from_dicts
 from atlas.trace.setup import GENEFORMER_NON_GENE_TOKENS, TraceSetup
 from atlas.trace.stats import Thresholds, WelfordState, layer_statistics, significant
+from atlas.version import __version__
 
 STATES = "states"
 SUMMARY_SCHEMA = pa.schema([("run_id", pa.string()), ("source_layer", pa.int16()), ("source_feature", pa.int32()),
