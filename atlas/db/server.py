@@ -181,7 +181,7 @@ def admin_command(config: ServerConfig, *args: str) -> list[str]:
     """The command line of ``neo4j-admin`` (the official AdminTool) against the managed instance."""
     java, _ = find_java()
     # A tool run, not a server: on few cores the optimising JIT's compile threads cost more than their code saves
-    # (measured: a tiny import 6.3 s -> 3.6 s; the 1.39M-edge import 16.6 s against 15.6 s, one run each, noise).
+    # (benchmarks/README.md, "Offline import").
     return _java_command(java, ensure_artifacts(), config, ADMIN_TOOL, *args, jvm_options=("-XX:TieredStopAtLevel=1",))
 
 
