@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 import queries
-from atlas.experiments.plots import fraction_positive_figure, redundancy_figure
+from atlas.experiment_plots import fraction_positive_figure, redundancy_figure
 from atlas.experiments.summaries import layer_summary, order_overview
 from atlas.report_section import ReportContext, Section
 

@@ -75,9 +75,9 @@ def _finish(run: dict[str, Any], tables: dict, out_dir: Path, store: bool, plot:
     """Store, plot and say where everything went; returns the JSON header of the command's output."""
     stored = _store(run, tables, out_dir) if store else None
     if plot is not None:
-        from atlas.experiments.plots import save_figure
+        from atlas.plots import save
 
-        save_figure(figure(), plot)
+        save(figure(), plot)
     if not quiet:
         click.echo(f"{run['kind']} run {run['id']}: results in {out_dir}"
                    + (f", stored in the graph ({stored})" if stored else "")
@@ -128,7 +128,7 @@ def ablate(model_dir, saes_dir, cells_path, token_dictionary, gene_median_dictio
           --select same-pathway --select cross-pathway --select random --order 3 --n-sets 20 --plot redundancy.png
       atlas ablate --load experiments/ablation-1a2b3c4d5e6f      # store saved results in the graph
     """
-    from atlas.experiments.plots import redundancy_figure
+    from atlas.experiment_plots import redundancy_figure
     from atlas.experiments.summaries import order_overview
 
     options = locals()
@@ -204,7 +204,7 @@ def steer(model_dir, saes_dir, cells_path, token_dictionary, gene_median_diction
           --gene-median-dictionary med.pkl --pseudotime pbmc.h5ad --pseudotime-column dpt --feature 5:898
       atlas steer --load experiments/steering-1a2b3c4d5e6f       # store saved results in the graph
     """
-    from atlas.experiments.plots import fraction_positive_figure
+    from atlas.experiment_plots import fraction_positive_figure
 
     options = locals()
     if load_dir is not None:
