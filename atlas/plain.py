@@ -40,6 +40,6 @@ def records(table: pd.DataFrame) -> list[dict[str, Any]]:
     return [plain(row) for row in table.to_dict(orient="records")]
 
 
-def dumps(data: Any, indent: int | None = 2) -> str:
+def dumps(data: Any, indent: int | None = 2, sort_keys: bool = False) -> str:
     """Strict JSON text of ``data`` after :func:`plain` (never ``NaN`` or ``Infinity``)."""
-    return json.dumps(plain(data), indent=indent, allow_nan=False)
+    return json.dumps(plain(data), indent=indent, sort_keys=sort_keys, allow_nan=False)

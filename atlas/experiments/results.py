@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from atlas.errors import AtlasError
+from atlas.plain import dumps
 from atlas.runformat import write_file_atomically
 from atlas.version import __version__
 
@@ -62,7 +63,7 @@ def save_tables(out_dir: str | Path, run: dict[str, Any], tables: dict[str, pd.D
         buffer = io.BytesIO()
         table.to_parquet(buffer, index=False)
         write_file_atomically(out_dir / f"{name}.parquet", buffer.getvalue())
-    payload = json.dumps(run | {"tables": sorted(tables)}, indent=2, sort_keys=True, default=str)
+    payload = dumps(run | {"tables": sorted(tables)}, sort_keys=True)
     write_file_atomically(out_dir / RUN_FILE, payload.encode())
     return out_dir
 
