@@ -10,8 +10,9 @@ ATLAS = [sys.executable, "-c", "from atlas.cli import main; main()"]
 
 
 def atlas_env(**overrides: str | None) -> dict[str, str]:
-    """The environment of the test process (ATLAS_* of our instance) with overrides; None removes a variable."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    """The environment of the test process (ATLAS_* of our instance) with overrides; None removes a variable.
+    Progress bars are on although stderr is a pipe: some tests pick their kill point from them."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "ATLAS_PROGRESS": "always"}
     for key, value in overrides.items():
         if value is None:
             env.pop(key, None)

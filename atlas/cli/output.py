@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import click
 from tqdm import tqdm
 
+from atlas.errors import AtlasError
 from atlas.plain import dumps, plain
 
 
@@ -54,9 +56,20 @@ def emit_mapping(data: Mapping[str, Any], title: str | None = None) -> None:
         click.echo(f"{key.ljust(width)}  {format_value(value)}")
 
 
+PROGRESS_MODES = ("auto", "always", "never")
+
+
+def _draw_bars() -> bool:
+    """``$ATLAS_PROGRESS``: ``auto`` (bars only when stderr is a terminal), ``always`` or ``never``."""
+    mode = os.environ.get("ATLAS_PROGRESS", "auto")
+    if mode not in PROGRESS_MODES:
+        raise AtlasError(f"ATLAS_PROGRESS={mode!r}: use one of {', '.join(PROGRESS_MODES)}")
+    return mode == "always" or (mode == "auto" and sys.stderr.isatty())
+
+
 def progress_bar(enabled: bool = True, **options: Any) -> tqdm:
-    """A tqdm bar on stderr, drawn only when asked for and stderr is a terminal (a log file gets no bar lines)."""
-    return tqdm(disable=not enabled or not sys.stderr.isatty(), **options)
+    """A tqdm bar on stderr when asked for and :func:`_draw_bars` agrees (a log file gets no bar lines)."""
+    return tqdm(disable=not enabled or not _draw_bars(), **options)
 
 
 class StageBars:
