@@ -15,6 +15,13 @@ ROOT = Path(__file__).resolve().parent.parent
 CODE = ["atlas", "loaders", "queries", "benchmarks"]
 KNOWN_TYPES = {"str", "int", "float", "bool", "map", "list"}
 PARAMETER = re.compile(r"\$(\w+)")
+CLAUSE = re.compile(r"\b(MATCH|MERGE|CREATE|RETURN|UNWIND|DELETE|CALL|SET|WHERE|YIELD)\b")
+# Python files that may hold Cypher text, and why.
+CYPHER_IN_PYTHON = {
+    "atlas/db/connection.py": "the connection's version handshake: atlas.db sits below the queries package",
+    "queries/readonly.py": "the read-only guard's procedure-mode lookup, part of the queries package",
+    "loaders/schema.py": "constraint and index DDL generated from the schema declaration",
+}
 ALL = {**{f"library/{name}": named for name, named in queries.library().items()},
        **{f"internal/{path.stem}": queries.internal(path.stem)
           for path in sorted((ROOT / "queries" / "internal").glob("*.cypher"))}}
@@ -85,3 +92,23 @@ def test_every_call_site_passes_exactly_the_declared_parameters():
              for name, where, passed in sites
              if passed is not None and set(passed) - {"timeout"} != set(queries.internal(name).parameters)]
     assert wrong == []
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    return {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef) and node.body
+            and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+
+
+def test_cypher_text_lives_only_in_queries():
+    found = []
+    for folder in ("atlas", "loaders", "queries"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if path.relative_to(ROOT).as_posix() in CYPHER_IN_PYTHON:
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            docstrings = _docstrings(tree)
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}" for node in ast.walk(tree)
+                      if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+                      and CLAUSE.search(node.value) and re.search(r"[(\[{]|\$", node.value)]
+    assert found == []
