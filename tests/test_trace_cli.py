@@ -1,16 +1,16 @@
-"""`atlas trace plan|run|status|merge|finalize` on tiny real tiny_inputs."""
+"""`atlas trace plan|run|status|merge|finalize` on tiny real inputs."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 
 from click.testing import CliRunner
 
 from atlas.cli import cli
 from atlas.runformat import read_manifest
+from tests.cli import ATLAS, run_atlas
 
 
 def tiny(root) -> list:
@@ -53,12 +53,16 @@ def test_units_one_at_a_time_then_merge_and_finalize(tiny_inputs, tmp_path, monk
 
 
 def test_a_missing_sae_layer_is_one_line_and_exit_1(tiny_inputs, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-c", "from atlas.cli import main; main()", "trace", "plan",
-         *map(str, tiny(tiny_inputs)), "--source-layer", "1", "--downstream", "2,5", "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=300)
+    result = run_atlas("trace", "plan", *tiny(tiny_inputs), "--source-layer", "1", "--downstream", "2,5",
+                       "--out", tmp_path / "run")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: ") and "layer(s) [5]" in result.stderr
+
+
+def test_a_malformed_downstream_list_is_an_error_about_layers(tiny_inputs, tmp_path):
+    result = run_atlas("trace", "plan", *tiny(tiny_inputs), "--downstream", "2,x", "--out", tmp_path / "run")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: layers '2,x': use comma-separated numbers and ranges like 6,11,17 or 6-17"
 
 
 def run_files(run_dir):
@@ -74,7 +78,7 @@ def test_a_worker_killed_with_sigkill_resumes_to_byte_identical_files(tiny_input
     # Same thread count in every process: float reductions are bit-identical only for the same thread count.
     invoke("trace", "run", tmp_path / "whole", "--device", "cpu", "--threads", "1", "--quiet")
     units = invoke(*plan_args, "--out", tmp_path / "killed")["units"]
-    worker = subprocess.Popen([sys.executable, "-c", "from atlas.cli import main; main()", "trace", "run",
+    worker = subprocess.Popen([*ATLAS, "trace", "run",
                                str(tmp_path / "killed"), "--device", "cpu", "--threads", "1", "--quiet"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     states = tmp_path / "killed" / "states"
