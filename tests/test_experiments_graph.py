@@ -145,7 +145,7 @@ def _invoke(args: list[str]):
 
 def _inputs(root) -> list[str]:
     return ["--model", str(root / "model"), "--saes", str(root / "saes"), "--cells", str(root / "cells"),
-            "--device", "cpu", "--quiet"]
+            "--n-cells", "10", "--device", "cpu", "--quiet"]
 
 
 def _experiment_counts(graph, run: str) -> dict[str, int]:
