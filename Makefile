@@ -26,10 +26,12 @@ demo: venv
 
 test: venv
 	$(BIN)/ruff check atlas loaders queries tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 lint: venv
 	$(BIN)/ruff check atlas loaders queries tests benchmarks
+	$(BIN)/lint-imports
 
 bench: venv
 	@for bench in benchmarks/bench_*.py; do echo "== $$bench"; $(BIN)/python $$bench || exit 1; done

@@ -1,10 +1,14 @@
 """Circuit Atlas: map, store and analyse the SAE-feature circuits of single-cell foundation models.
 
 Importing the package is cheap: torch and the Neo4j driver are imported only by the modules that need them, so a
-loader host never imports torch and a tracing worker never imports the driver.
+loader host never imports torch and a tracing worker never imports the driver. Library modules import the version
+from :mod:`atlas.version`, not from this root, so whatever the root exposes never becomes their dependency
+(ARCHITECTURE.md).
 """
 
-__version__ = "0.1.0"
+from atlas.version import __version__
+
+__all__ = ["__version__", "connect", "Atlas"]
 
 
 def __getattr__(name: str):

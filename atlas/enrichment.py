@@ -8,7 +8,7 @@ Genes are matched case-insensitively by name. No torch here: annotation runs whe
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +24,8 @@ from atlas.catalog import (
     write_layer_catalog,
 )
 from atlas.errors import AtlasError
-from loaders.gmt import gene_sets, library_name
+from atlas.gmt import gene_sets, library_name
+from atlas.stats import benjamini_hochberg
 
 
 @dataclass(frozen=True)
@@ -43,22 +44,6 @@ class Enrichment:
     def n_overlap(self) -> int:
         """How many of the feature's top genes are in the gene set."""
         return len(self.overlap)
-
-
-def benjamini_hochberg(p_values: Sequence[float], n_tests: int | None = None) -> np.ndarray:
-    """BH-adjusted p-values; `n_tests` counts tests left out of `p_values` (their p-values are taken as 1)."""
-    p = np.asarray(p_values, dtype=np.float64)
-    m = p.size if n_tests is None else n_tests
-    if p.size > m:
-        raise ValueError(f"{p.size} p-values but only {m} tests")
-    if p.size == 0:
-        return p
-    order = np.argsort(p, kind="stable")
-    scaled = p[order] * m / np.arange(1, p.size + 1)
-    adjusted = np.minimum.accumulate(scaled[::-1])[::-1].clip(max=1.0)
-    result = np.empty_like(adjusted)
-    result[order] = adjusted
-    return result
 
 
 def enrich_features(

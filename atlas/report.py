@@ -5,9 +5,9 @@ A report is a list of sections. Each section is built by a *section builder* fro
 shared), and lists the command that reproduces it. Building never draws HTML and rendering never queries: builders
 return tables and figures, the renderers only lay them out.
 
-Extension point: other parts of the product add sections by calling :func:`register_section` with a builder (see
-``EXPERIMENT_SECTIONS`` below for the slots reserved for combinatorial ablation and steering). A builder returns
-``None`` when its data is not in the graph for this scope, and the section is left out.
+The sections are :data:`SECTIONS` (the analyses', then the experiments' from :mod:`atlas.experiment_sections`);
+``build_report(builders=...)`` takes any other list. A builder (:mod:`atlas.report_section`) returns ``None`` when
+its data is not in the graph for this scope, and the section is left out.
 """
 
 from __future__ import annotations
@@ -15,59 +15,27 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
-from tqdm import tqdm
 
 from atlas import plots
 from atlas.analysis.attenuation import attenuation
 from atlas.analysis.bias import bias
 from atlas.analysis.heavy_tail import tail_from_values
-from atlas.analysis.hubs import DEFAULT_RULE, DEFAULT_THRESHOLD, HubReport, HubRule, hub_report
+from atlas.analysis.hubs import DEFAULT_RULE, DEFAULT_THRESHOLD, HubRule
 from atlas.analysis.modules import modules
 from atlas.analysis.result import AnalysisResult
 from atlas.analysis.scope import Scope
 from atlas.db.connection import Graph
 from atlas.errors import AtlasError
-from atlas.experiments import report_sections as experiment_sections
-
-
-@dataclass
-class Section:
-    """One part of the report: text, tables, figures and the command that reproduces it."""
-
-    key: str
-    title: str
-    command: str
-    text: str = ""
-    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
-    figures: list[tuple[str, Figure]] = field(default_factory=list)
-
-
-@dataclass
-class ReportContext:
-    """What section builders share: the connection, the scope, the hub rule and results computed once."""
-
-    graph: Graph
-    scope: Scope
-    rule: HubRule = DEFAULT_RULE
-    top: int = 20
-    cache: dict[str, Any] = field(default_factory=dict)
-
-    def hubs(self) -> HubReport:
-        """Degrees, hubs and unannotated hubs from one projection (computed on first use)."""
-        if "hubs" not in self.cache:
-            self.cache["hubs"] = hub_report(self.graph, self.scope, self.rule, self.top, write=False)
-        return self.cache["hubs"]
-
-
-SectionBuilder = Callable[[ReportContext], Section | None]
+from atlas.experiment_sections import ablation_section, steering_section
+from atlas.report_section import ReportContext, Section, SectionBuilder
 
 
 def _section(result: AnalysisResult, key: str, title: str, text: str, tables: list[tuple[str, str]],
@@ -169,23 +137,7 @@ def modules_section(context: ReportContext) -> Section:
 CORE_SECTIONS: list[SectionBuilder] = [summary_section, degrees_section, hubs_section, unannotated_section,
                                        attenuation_section, tail_section, bias_section, modules_section]
 
-# EXTENSION POINT for the experiments: builders for "Combinatorial ablation" (redundancy ratio, interaction term,
-# super/sub-additivity classes from (:Interaction) nodes) and "Steering" (trajectory shift ds per feature and alpha
-# from (:Steering) nodes) go here, via register_section(builder). Each receives the ReportContext (graph + scope)
-# and returns a Section, or None when the graph holds no such results for the scope's runs.
-EXPERIMENT_SECTIONS: list[SectionBuilder] = []
-
-
-def register_section(builder: SectionBuilder) -> SectionBuilder:
-    """Add a section builder after the core sections (usable as a decorator); registering twice is a no-op."""
-    if builder not in EXPERIMENT_SECTIONS:
-        EXPERIMENT_SECTIONS.append(builder)
-    return builder
-
-
-# The experiments' sections (combinatorial ablation, trajectory steering): atlas.experiments.report_sections.
-register_section(experiment_sections.ablation_section)
-register_section(experiment_sections.steering_section)
+SECTIONS: list[SectionBuilder] = [*CORE_SECTIONS, ablation_section, steering_section]
 
 
 @dataclass
@@ -204,15 +156,17 @@ class Report:
 
 
 def build_report(graph: Graph, scope: Scope, rule: HubRule = DEFAULT_RULE, top: int = 20,
-                 progress: bool = True) -> Report:
-    """Run every section builder for the scope (core sections first, then registered experiment sections)."""
+                 builders: Sequence[SectionBuilder] = SECTIONS,
+                 progress: Callable[[int, int], None] | None = None) -> Report:
+    """Run the section builders for the scope; ``progress(done, total)`` is called after each one."""
     context = ReportContext(graph, scope, rule, top)
-    builders = CORE_SECTIONS + EXPERIMENT_SECTIONS
     sections = []
-    for builder in tqdm(builders, desc="report", unit="section", disable=not progress):
+    for done, builder in enumerate(builders, start=1):
         section = builder(context)
         if section is not None:
             sections.append(section)
+        if progress is not None:
+            progress(done, len(builders))
     return Report(scope, datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), sections, f"{rule.flags()} --top {top}")
 
 

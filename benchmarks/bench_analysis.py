@@ -43,6 +43,7 @@ from atlas.analysis.scope import resolve_scope  # noqa: E402
 from atlas.db.connection import Graph, connect  # noqa: E402
 from atlas.runformat import read_manifest  # noqa: E402
 from benchmarks.synthetic import make_synthetic_run  # noqa: E402
+from loaders.hubs import write_hubs  # noqa: E402
 from loaders.online import ingest_run  # noqa: E402
 from loaders.runs import uids  # noqa: E402
 from queries.readonly import run_read_only  # noqa: E402
@@ -144,7 +145,7 @@ def gds_breakdown(graph: Graph, run_id: str, rule: hub_analysis.HubRule) -> dict
         hub_analysis.unannotated_from_table(table, projection, rule, genes=5)
         lap("unannotated hubs + top genes")
     lap("drop projection")
-    hub_analysis.write_back(graph, scope, table)
+    write_hubs(graph, scope.key, table)
     lap("write-back")
     return times
 

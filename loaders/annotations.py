@@ -8,15 +8,17 @@ Rows (:class:`AnnotationRows`) are plain dicts keyed by the schema's property na
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import queries
-from atlas.catalog import LayerCatalog
+from atlas.catalog import LayerCatalog, read_catalogs
 from atlas.db.connection import Graph
 from atlas.errors import AtlasError
-from loaders.gmt import GeneSet
+from atlas.gmt import GeneSet, library_name, read_gmt
+from atlas.plain import plain
 from loaders.schema import apply_schema, feature_uid, gene_id, term_id
 
 BATCH_SIZE = 5_000
@@ -51,7 +53,7 @@ class AnnotationRows:
                        odds_ratio: float | None = None, n_overlap: int | None = None) -> None:
         """Add a feature's enrichment in a term of a library (the first result for a pair wins: add best first)."""
         key = self.add_term(source, term)
-        self.enriched_in.setdefault((feature, key), {"p_adj": p_adj, "odds_ratio": _finite(odds_ratio),
+        self.enriched_in.setdefault((feature, key), {"p_adj": p_adj, "odds_ratio": plain(odds_ratio),
                                                      "n_overlap": n_overlap})
 
     def merge(self, other: AnnotationRows) -> AnnotationRows:
@@ -86,10 +88,6 @@ class AnnotationRows:
         """Rows of each kind."""
         return {name: len(getattr(self, name))
                 for name in ("features", "genes", "terms", "top_genes", "enriched_in", "member_of")}
-
-
-def _finite(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else value
 
 
 def catalog_rows(catalogs: Iterable[LayerCatalog], model: str, sae: str) -> AnnotationRows:
@@ -166,3 +164,38 @@ def load_annotations(graph: Graph, rows: AnnotationRows, batch_size: int = BATCH
             if progress is not None:
                 progress(len(batch_rows[start:start + batch_size]))
     return totals
+
+
+def _catalog_source(sae_atlas: Path, model: str | None, sae: str | None,
+                    layers: Sequence[int] | None) -> AnnotationRows:
+    if not model:
+        raise AtlasError("--sae-atlas needs --model NAME (the 'model' of your run manifests, used in feature uids)")
+    catalogs = read_catalogs(sae_atlas)
+    if layers:
+        wanted = set(layers)
+        missing = sorted(wanted - set(catalogs))
+        if missing:
+            raise AtlasError(f"{sae_atlas}: no catalog for layer(s) {', '.join(map(str, missing))} "
+                             f"(found {', '.join(map(str, sorted(catalogs))) or 'none'})")
+        catalogs = {layer: catalogs[layer] for layer in wanted}
+    if not catalogs:
+        raise AtlasError(f"{sae_atlas}: no layerNN_xE_kK/feature_catalog.json found")
+    return catalog_rows(catalogs.values(), model, sae or sae_atlas.resolve().name)
+
+
+def _gene_set_source(path: Path, source: str | None) -> AnnotationRows:
+    return gene_set_rows(read_gmt(path), source or library_name(path))
+
+
+def annotation_rows(sae_atlas: str | Path | None = None, model: str | None = None, sae: str | None = None,
+                    layers: Sequence[int] | None = None, gmt_files: Sequence[str | Path] = (),
+                    source: str | None = None) -> AnnotationRows:
+    """Every requested source read and checked, as one set of rows (nothing touches the database here)."""
+    if source and len(gmt_files) > 1:
+        raise AtlasError("--source names one GMT library; give one --gmt per call or let each file name its own")
+    rows = AnnotationRows()
+    if sae_atlas:
+        rows.merge(_catalog_source(Path(sae_atlas), model, sae, layers))
+    for path in gmt_files:
+        rows.merge(_gene_set_source(Path(path), source))
+    return rows

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+import queries
 from atlas.db import server
 from atlas.db.offline_import import DATABASE, OfflineImportClaim
 from atlas.errors import AtlasError
@@ -282,7 +283,7 @@ def _node_count() -> int:
     from atlas.db.connection import connect
 
     with connect() as graph:
-        return graph.read("MATCH (n) RETURN count(n) AS nodes")[0]["nodes"]
+        return graph.read(queries.internal("database_node_count").text)[0]["nodes"]
 
 
 def bulk_import(

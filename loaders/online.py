@@ -55,13 +55,11 @@ from loaders.runs import (
 )
 from loaders.schema import apply_schema, shard_key
 
-# Measured on this 2-core machine (benchmarks/bench_ingest.py sweep) with the earlier uid-seek statement: 10k-20k
-# edges per transaction is the plateau; larger batches only grow the server's transaction state. Not re-swept since
-# edges name features by elementId (the per-edge work changed, the per-transaction overhead did not).
+# Edges per write transaction: the plateau of the batch-size sweep; larger batches only grow the server's
+# transaction state (benchmarks/README.md, "Online loader").
 DEFAULT_BATCH_SIZE = 10_000
-# Shards in flight at once. Full reference run on this 2-core machine, same bench run, quiet machine, warm server:
-# two streams 36.6k edges/s against 24.2k with one, and 34.2k against 31.2k in another run (earlier code: 32.9k
-# against 20.6k, 28.3k against 25.1k); under other users' load (3-13) two streams gained nothing (0.6x-1.0x).
+# Shards in flight at once: two overlap one stream's client work with the other's server work on a quiet machine;
+# on a busy one they gain nothing, hence --streams 1 (benchmarks/README.md).
 DEFAULT_STREAMS = 2
 FEATURE_BATCH_SIZE = 5_000
 Progress = Callable[[int, int], None]  # (edges written so far, edges to write in all)

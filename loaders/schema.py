@@ -95,9 +95,8 @@ AFFECTS = RelationshipType(
     {"run": "str", "shard": "int", "d": "float", "mean": "float", "std": "float", "consistency": "float",
      "n": "int", "p": "float", "q": "float", "sign": "str"},
     # One index on the shard key, which names the run too (a hash of run id and shard file): a run-scoped scan seeks
-    # the run's visible keys, a delete all its keys. Measured against the composite (run, shard) index it replaces:
-    # the reference run loaded online on one warm server, two loads each, 41.6-42.1k edges/s against 38.7-38.9k;
-    # run-scoped queries on one database holding both indexes, each hinted, 0.83-0.97x the time, equal answers.
+    # the run's visible keys, a delete all its keys; cheaper to maintain and to seek than the composite (run, shard)
+    # index it replaces (benchmarks/README.md, "AFFECTS index").
     indexed=("shard",),
 )
 # Indexes earlier versions created and this model replaces: dropped by apply_schema (a no-op when absent).

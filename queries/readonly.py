@@ -19,6 +19,7 @@ from neo4j.graph import Node, Path, Relationship
 
 from atlas.db.connection import Graph, translate_errors
 from atlas.errors import AtlasError
+from atlas.plain import plain as strict_plain
 
 # Procedure suffixes that only read: GDS streams, statistics, estimates and catalog listings.
 _READ_ONLY_GDS = ("stream", "stats", "estimate", "list", "exists", "version")
@@ -118,7 +119,8 @@ def _first_line(message: str | None) -> str:
 
 
 def plain(value: Any) -> Any:
-    """Nodes, relationships and paths as dicts and lists; temporal and spatial values as strings."""
+    """Nodes, relationships and paths as dicts and lists; temporal and spatial values as strings; numbers strict
+    (:func:`atlas.plain.plain`: NaN and Infinity as None)."""
     if isinstance(value, Node):
         return {"labels": sorted(value.labels), **dict(value)}
     if isinstance(value, Relationship):
@@ -130,5 +132,5 @@ def plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: plain(item) for key, item in value.items()}
     if value is None or isinstance(value, (bool, int, float, str)):
-        return value
+        return strict_plain(value)
     return str(value)

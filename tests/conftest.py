@@ -1,8 +1,10 @@
-"""Shared fixtures: the real Neo4j + GDS server (managed, or NEO4J_URI), and a clean database per test."""
+"""Shared fixtures: the real Neo4j + GDS server (managed, or NEO4J_URI), a clean database per test, and the tiny
+model, SAEs and cells on disk."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +12,7 @@ import queries
 from atlas.db import server
 from atlas.db.connection import Graph, connect
 from loaders.schema import apply_schema
+from tests.tiny import build_tiny_inputs
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +48,10 @@ def clean_graph(graph: Graph) -> Graph:
     """The test database, empty at the start of the test."""
     wipe(graph)
     return graph
+
+
+@pytest.fixture(scope="session")
+def tiny_inputs(tmp_path_factory) -> Path:
+    """A directory with ``model/``, ``saes/`` (layers 0-3) and ``cells/`` (12 cells): see :func:`build_tiny_inputs`.
+    Shared by the session: tests write their outputs elsewhere."""
+    return build_tiny_inputs(tmp_path_factory.mktemp("tiny-inputs"))

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from atlas.catalog import Annotation, CatalogFeature, LayerCatalog, TopGene, read_catalogs, write_layer_catalog
 from atlas.errors import AtlasError
+from atlas.gmt import gene_sets, library_name, read_gmt
 from loaders.annotations import catalog_rows, gene_set_rows, load_annotations
 from loaders.digest import graph_digest
-from loaders.gmt import gene_sets, library_name, read_gmt
+from tests.cli import run_atlas
 
 MODEL, SAE = "tiny-gf", "tiny-saes"
 GMT = (
@@ -195,15 +193,12 @@ def links(graph, uid_part: str) -> set[tuple]:
     return {(row["type"], row["id"], row["rank"]) for row in rows}
 
 
-def _atlas(*args: str) -> subprocess.CompletedProcess:
-    atlas = Path(sys.executable).parent / "atlas"
-    return subprocess.run([str(atlas), *args], capture_output=True, text=True, env=os.environ.copy(), timeout=300)
 
 
 @pytest.mark.neo4j
 def test_cli_loads_catalogs_and_gmt_and_reports_json(clean_graph, sae_atlas, tmp_path):
     gmt = write_gmt(tmp_path, GMT)
-    result = _atlas("annotate", "--sae-atlas", str(sae_atlas), "--model", MODEL, "--gmt", str(gmt), "--json")
+    result = run_atlas("annotate", "--sae-atlas", str(sae_atlas), "--model", MODEL, "--gmt", str(gmt), "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["rows"]["features"] == 5 and report["rows"]["member_of"] == 7
@@ -215,7 +210,7 @@ def test_cli_loads_catalogs_and_gmt_and_reports_json(clean_graph, sae_atlas, tmp
 @pytest.mark.neo4j
 def test_cli_refuses_a_malformed_gmt_in_one_line_and_writes_nothing(clean_graph, sae_atlas, tmp_path):
     bad = write_gmt(tmp_path, "OK\tdesc\tA\nBROKEN\n", name="bad.gmt")
-    result = _atlas("annotate", "--sae-atlas", str(sae_atlas), "--model", MODEL, "--gmt", str(bad), "--quiet")
+    result = run_atlas("annotate", "--sae-atlas", str(sae_atlas), "--model", MODEL, "--gmt", str(bad), "--quiet")
     assert result.returncode == 1
     assert result.stderr.strip().startswith("error: ") and result.stderr.strip().count("\n") == 0
     assert "bad.gmt:2:" in result.stderr
@@ -228,6 +223,6 @@ def test_cli_refuses_a_malformed_catalog_and_writes_nothing(clean_graph, sae_atl
     data = json.loads(path.read_text())
     data["features"][0]["activation_freq"] = 1.5
     path.write_text(json.dumps(data))
-    result = _atlas("annotate", "--sae-atlas", str(sae_atlas), "--model", MODEL, "--quiet")
+    result = run_atlas("annotate", "--sae-atlas", str(sae_atlas), "--model", MODEL, "--quiet")
     assert result.returncode == 1 and "feature_catalog.json: features[0].activation_freq 1.5" in result.stderr
     assert graph_digest(clean_graph)["nodes"] == {}

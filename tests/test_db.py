@@ -6,11 +6,8 @@ import json
 import os
 import socket
 import stat
-import subprocess
-import sys
 import urllib.request
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from neo4j.exceptions import ConstraintError
@@ -19,6 +16,7 @@ from atlas.db import artifacts, server
 from atlas.db.connection import ConnectionSettings, connect
 from atlas.errors import AtlasError
 from loaders.schema import NODE_TYPES, apply_schema, schema_statements
+from tests.cli import run_atlas
 
 pytestmark = pytest.mark.neo4j
 
@@ -135,8 +133,8 @@ def test_port_in_use_is_a_clear_error(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(bool(os.environ.get("NEO4J_URI")), reason="managed server only")
 def test_db_status_json_reports_versions_from_the_server(graph):
-    atlas = Path(sys.executable).parent / "atlas"
-    result = subprocess.run([str(atlas), "db", "status", "--json"], capture_output=True, text=True, check=True)
+    result = run_atlas("db", "status", "--json")
+    assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
     assert status["running"] is True
     assert status["neo4j_version"] == artifacts.NEO4J_VERSION

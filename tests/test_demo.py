@@ -12,7 +12,7 @@ from atlas.cli import cli
 from atlas.demo.data import write_demo_data
 from atlas.demo.pipeline import DemoSizes, markers_gmt, run_demo
 from atlas.demo.summary import next_steps
-from loaders.gmt import read_gmt
+from atlas.gmt import read_gmt
 
 
 def test_bundled_pbmcs_become_geneformer_style_dictionaries(tmp_path):

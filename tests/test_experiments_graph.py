@@ -86,8 +86,8 @@ def test_steering_results_are_stored_per_feature_and_alpha_without_duplicates(cl
 
 def test_report_sections_show_experiments_on_the_scopes_model_and_mark_hubs(clean_graph):
     from atlas.analysis.scope import Scope
-    from atlas.experiments.report_sections import ablation_section, steering_section
-    from atlas.report import ReportContext
+    from atlas.experiment_sections import ablation_section, steering_section
+    from atlas.report_section import ReportContext
 
     store_ablation(clean_graph, RUN, SETS, TARGETS)
     store_steering(clean_graph, STEER_RUN, STEERINGS)
@@ -126,23 +126,13 @@ def test_library_queries_answer_redundancy_and_direction_of_a_feature(clean_grap
 
 
 @pytest.fixture(scope="module")
-def tiny_atlas(tmp_path_factory):
-    """A tiny model directory, a tokenized cell dataset and an SAE atlas (layers 1-3) on disk."""
-    import torch
-
+def tiny_atlas(tiny_inputs):
+    """The tiny inputs and the two most frequent features of each SAE layer 1-3."""
     from atlas.catalog import read_catalogs
-    from tests.tiny import build_tiny_atlas, save_tiny_cells, tiny_bert, tiny_cells
 
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("atlas")
-    model = tiny_bert(seed=0)
-    model.save_pretrained(root / "model")
-    cells = tiny_cells(seed=1, n_cells=10)
-    save_tiny_cells(root / "cells", cells)
-    build_tiny_atlas(root / "saes", model, cells, layers=[1, 2, 3], steps=30)
     frequent = {layer: [f.index for f in sorted(catalog.features, key=lambda f: -f.activation_freq)[:2]]
-                for layer, catalog in read_catalogs(root / "saes").items()}
-    return root, frequent
+                for layer, catalog in read_catalogs(tiny_inputs / "saes").items() if layer in (1, 2, 3)}
+    return tiny_inputs, frequent
 
 
 def _invoke(args: list[str]):
@@ -155,7 +145,7 @@ def _invoke(args: list[str]):
 
 def _inputs(root) -> list[str]:
     return ["--model", str(root / "model"), "--saes", str(root / "saes"), "--cells", str(root / "cells"),
-            "--device", "cpu", "--quiet"]
+            "--n-cells", "10", "--device", "cpu", "--quiet"]
 
 
 def _experiment_counts(graph, run: str) -> dict[str, int]:

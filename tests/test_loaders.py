@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +18,7 @@ from loaders.digest import graph_digest
 from loaders.online import delete_run, edge_batch, feature_ids, ingest_run, run_state, shard_marks
 from loaders.runs import edge_columns, validate_run
 from loaders.schema import AFFECTS, feature_uid, shard_key
+from tests.cli import run_atlas
 
 pytestmark = pytest.mark.neo4j
 SCALE = 0.002  # 8 source features, about 2,800 edges
@@ -332,33 +330,22 @@ def test_deleting_an_unknown_run_is_an_error(clean_graph):
         delete_run(clean_graph, "nope")
 
 
-def test_the_loader_never_imports_torch(run_template):
-    code = ("import sys, loaders.online, loaders.digest, loaders.annotations, loaders.gmt, atlas.cli.ingest, "
-            "atlas.cli.annotate; "
-            "assert 'torch' not in sys.modules, 'torch imported'")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
-
-
-def _atlas(*args: str) -> subprocess.CompletedProcess:
-    atlas = Path(sys.executable).parent / "atlas"
-    return subprocess.run([str(atlas), *args], capture_output=True, text=True, env=os.environ.copy(),
-                          cwd=Path(__file__).parent.parent, timeout=300)
 
 
 def test_cli_ingests_reruns_and_deletes_with_json(clean_graph, run_dir):
-    first = _atlas("ingest", str(run_dir), "--json")
+    first = run_atlas("ingest", str(run_dir), "--json")
     assert first.returncode == 0, first.stderr
     [report] = json.loads(first.stdout)
     assert report["status"] == "loaded" and report["edges_written"] == len(shard_edges(run_dir))
-    [again] = json.loads(_atlas("ingest", str(run_dir), "--json").stdout)
+    [again] = json.loads(run_atlas("ingest", str(run_dir), "--json").stdout)
     assert again["edges_written"] == 0
-    deleted = json.loads(_atlas("ingest", "--delete", report["run_id"], "--json").stdout)
+    deleted = json.loads(run_atlas("ingest", "--delete", report["run_id"], "--json").stdout)
     assert deleted == {"run_id": report["run_id"], "edges_deleted": report["edges_written"], "run_deleted": True}
 
 
 def test_cli_reports_a_bad_shard_in_one_line_and_exits_non_zero(clean_graph, run_dir):
     rewrite_shard(run_dir, 0, lambda table: with_value(table, "d", 2, float("nan")))
-    result = _atlas("ingest", str(run_dir), "--quiet")
+    result = run_atlas("ingest", str(run_dir), "--quiet")
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
     assert "row 2, column d" in result.stderr and "NaN" in result.stderr

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from atlas.catalog import read_catalogs
 from atlas.db.connection import connect
 from atlas.errors import AtlasError
+from atlas.gmt import read_gmt
 from benchmarks.synthetic import make_synthetic_run
 from loaders.annotations import catalog_rows, gene_set_rows, load_annotations
 from loaders.digest import graph_digest
-from loaders.gmt import read_gmt
 from loaders.offline import bulk_import, write_import_files
 from loaders.online import ingest_run
 from loaders.runs import validate_run
 from loaders.schema import NODE_TYPES
+from tests.cli import run_atlas
 from tests.test_annotate import GMT, build_sae_atlas
 
 pytestmark = [pytest.mark.neo4j, pytest.mark.skipif(bool(os.environ.get("NEO4J_URI")),
@@ -110,8 +108,6 @@ def test_offline_import_refuses_a_database_that_is_not_empty(clean_graph, inputs
 def test_cli_offline_refusal_is_one_line(clean_graph, inputs):
     runs, _ = inputs
     clean_graph.write("CREATE (:Term {id: 'keep:me', name: 'me', source: 'keep'})")
-    atlas = Path(sys.executable).parent / "atlas"
-    result = subprocess.run([str(atlas), "ingest", "--offline", str(runs[0]), "--quiet"], capture_output=True,
-                            text=True, env=os.environ.copy(), timeout=300)
+    result = run_atlas("ingest", "--offline", runs[0], "--quiet")
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     assert "is not empty" in result.stderr and graph_digest(clean_graph)["nodes"] == {"Term": 1}

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import networkx as nx
 import numpy as np
@@ -15,6 +12,7 @@ import pytest
 import queries
 from atlas.errors import AtlasError
 from queries.readonly import run_read_only
+from tests.cli import run_atlas
 from tests.graphs import chained_runs, heavy_tailed_run, uid
 
 pytestmark = pytest.mark.neo4j
@@ -41,9 +39,6 @@ def read(graph, name: str, **raw: str) -> pd.DataFrame:
     return pd.DataFrame(result.rows, columns=result.columns)
 
 
-def atlas(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from atlas.cli import main; main()", *args],
-                          capture_output=True, text=True, env=os.environ.copy(), timeout=120)
 
 
 def test_library_has_the_required_queries_each_with_a_full_header():
@@ -151,29 +146,30 @@ def test_read_only_path_allows_words_like_set_inside_strings_and_property_names(
 
 
 def test_cypher_cli_refuses_a_write_with_one_line_and_exit_1(toy):
-    done = atlas("cypher", "MATCH (f:Feature) SET f.label = 'x'")
+    done = run_atlas("cypher", "MATCH (f:Feature) SET f.label = 'x'")
     assert done.returncode == 1
     assert done.stderr.strip().count("\n") == 0 and "refused" in done.stderr
 
 
 def test_cypher_cli_returns_json_rows_with_parameters(toy):
-    done = atlas("cypher", "MATCH (f:Feature) WHERE f.layer = $layer RETURN count(f) AS n", "-p", "layer=2", "--json")
+    done = run_atlas("cypher", "MATCH (f:Feature) WHERE f.layer = $layer RETURN count(f) AS n", "-p", "layer=2",
+                     "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [{"n": 12}]
 
 
 def test_query_cli_lists_the_library_and_runs_a_query(toy):
-    listing = atlas("query", "--list", "--json")
+    listing = run_atlas("query", "--list", "--json")
     assert {entry["name"] for entry in json.loads(listing.stdout)} >= REQUIRED
     run, _ = toy
-    done = atlas("query", "hubs", "-p", "run=toy", "-p", "limit=3", "--json")
+    done = run_atlas("query", "hubs", "-p", "run=toy", "-p", "limit=3", "--json")
     assert done.returncode == 0, done.stderr
     degrees = run.edges.groupby("source").size().sort_values(ascending=False)
     assert [row["out_degree"] for row in json.loads(done.stdout)] == degrees.head(3).tolist()
 
 
 def test_query_cli_names_a_missing_parameter(toy):
-    done = atlas("query", "feature_edges")
+    done = run_atlas("query", "feature_edges")
     assert done.returncode == 1
     assert "needs -p uid=" in done.stderr
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -16,6 +13,8 @@ from atlas import plots, report
 from atlas.analysis.hubs import HubRule
 from atlas.analysis.projection import projection_names
 from atlas.analysis.scope import resolve_scope
+from atlas.report_section import Section
+from tests.cli import run_atlas
 from tests.graphs import heavy_tailed_run
 
 pytestmark = pytest.mark.neo4j
@@ -29,9 +28,6 @@ def run(graph):
     return heavy_tailed_run(graph, "toy", np.random.default_rng(21), sources=80, targets=50)
 
 
-def atlas(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from atlas.cli import main; main()", *args],
-                          capture_output=True, text=True, env=os.environ.copy(), timeout=300)
 
 
 def test_plots_draw_tables_without_a_database(tmp_path):
@@ -46,7 +42,7 @@ def test_plots_draw_tables_without_a_database(tmp_path):
 
 def test_report_is_self_contained_with_every_core_section_and_its_command(run, graph, tmp_path):
     scope = resolve_scope(graph, ["toy"])
-    built = report.build_report(graph, scope, HubRule(threshold=None, percentile=90), top=10, progress=False)
+    built = report.build_report(graph, scope, HubRule(threshold=None, percentile=90), top=10)
     paths = report.write_report(built, tmp_path)
     page = paths["html"].read_text()
     assert [section.key for section in built.sections] == ["summary", "degrees", "hubs", "unannotated-hubs",
@@ -65,7 +61,7 @@ def test_report_is_self_contained_with_every_core_section_and_its_command(run, g
 
 def test_report_hub_table_lists_the_hubs_computed_independently(run, graph, tmp_path):
     scope = resolve_scope(graph, ["toy"])
-    built = report.build_report(graph, scope, HubRule(threshold=25), top=5, progress=False)
+    built = report.build_report(graph, scope, HubRule(threshold=25), top=5)
     hubs = dict(built.sections[2].tables)["Hubs and top-ranked features"]
     degree = run.edges.groupby("source").size()
     assert set(hubs.query("hub")["uid"]) == set(degree[degree > 25].index)
@@ -74,23 +70,21 @@ def test_report_hub_table_lists_the_hubs_computed_independently(run, graph, tmp_
     assert set(unannotated["uid"]) == {uid for uid in degree[degree > 25].index if not annotated[uid]}
 
 
-def test_registered_sections_are_added_and_a_builder_returning_none_is_left_out(run, graph, tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "EXPERIMENT_SECTIONS", [])
+def test_given_section_builders_are_built_and_a_builder_returning_none_is_left_out(run, graph, tmp_path):
     table = pd.DataFrame({"feature": ["x"], "redundancy_ratio": [0.4]})
 
-    @report.register_section
     def ablation(context):
-        return report.Section("ablation", "Combinatorial ablation", "atlas ablate --help", tables=[("t", table)])
+        return Section("ablation", "Combinatorial ablation", "atlas ablate --help", tables=[("t", table)])
 
-    report.register_section(lambda context: None)
-    built = report.build_report(graph, resolve_scope(graph, ["toy"]), HubRule(threshold=25), progress=False)
+    builders = [*report.CORE_SECTIONS, ablation, lambda context: None]
+    built = report.build_report(graph, resolve_scope(graph, ["toy"]), HubRule(threshold=25), builders=builders)
     assert [section.key for section in built.sections][-1] == "ablation"
     assert "redundancy_ratio" in report.write_report(built, tmp_path)["html"].read_text()
 
 
 def test_analyze_hubs_cli_writes_the_table_plot_and_json(run, tmp_path):
     out, plot = tmp_path / "hubs.parquet", tmp_path / "hubs.png"
-    done = atlas("analyze", "hubs", "--run", "toy", "--threshold", "25", "--out", str(out), "--plot", str(plot),
+    done = run_atlas("analyze", "hubs", "--run", "toy", "--threshold", "25", "--out", str(out), "--plot", str(plot),
                  "--json")
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
@@ -103,7 +97,7 @@ def test_analyze_hubs_cli_writes_the_table_plot_and_json(run, tmp_path):
 
 def test_analyze_degrees_cli_writes_csv_of_the_summary(run, tmp_path):
     out = tmp_path / "degrees.csv"
-    done = atlas("analyze", "degrees", "--run", "toy", "--layer", "11", "--out", str(out))
+    done = run_atlas("analyze", "degrees", "--run", "toy", "--layer", "11", "--out", str(out))
     assert done.returncode == 0, done.stderr
     summary = pd.read_csv(out).set_index(["direction", "layer"])
     expected = run.edges[run.edges["target_layer"] == 11].groupby("source").size()
@@ -117,13 +111,13 @@ def test_analyze_degrees_cli_writes_csv_of_the_summary(run, tmp_path):
     (("analyze", "attenuation", "--run", "toy", "--layer", "3"), "layer 3 is not a downstream layer"),
 ])
 def test_analyze_cli_errors_are_one_line_with_exit_1(run, args, message):
-    done = atlas(*args)
+    done = run_atlas(*args)
     assert done.returncode == 1
     assert message in done.stderr and done.stderr.strip().count("\n") == 0
 
 
 def test_report_cli_prints_the_paths(run, tmp_path):
-    done = atlas("report", "--run", "toy", "--threshold", "25", "--out", str(tmp_path / "r"), "--json")
+    done = run_atlas("report", "--run", "toy", "--threshold", "25", "--out", str(tmp_path / "r"), "--json")
     assert done.returncode == 0, done.stderr
     paths = json.loads(done.stdout)
     assert (tmp_path / "r" / "report.html").samefile(paths["html"])

@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 
-import pytest
-import torch
 from click.testing import CliRunner
 
 from atlas.cli import cli
 from atlas.runformat import read_manifest
-from tests.tiny import build_tiny_atlas, save_tiny_bert, save_tiny_cells, tiny_bert, tiny_cells
+from tests.cli import ATLAS, run_atlas
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("cli")
-    cells = tiny_cells(4, 5)
-    save_tiny_bert(root / "model", seed=4)
-    build_tiny_atlas(root / "saes", tiny_bert(4), cells, layers=[0, 1, 2, 3], steps=10, seed=4)
-    save_tiny_cells(root / "cells", cells)
-    return root
+def tiny(root) -> list:
+    """The --model/--saes/--cells options of the tiny inputs, on their first five cells."""
+    return ["--model", root / "model", "--saes", root / "saes", "--cells", root / "cells", "--n-cells", "5"]
 
 
 def invoke(*args: str) -> dict:
@@ -33,10 +24,10 @@ def invoke(*args: str) -> dict:
     return json.loads(result.output[result.output.index("{"):])
 
 
-def test_plan_then_run_produces_a_finalized_run_with_full_depth_layers(inputs, tmp_path):
+def test_plan_then_run_produces_a_finalized_run_with_full_depth_layers(tiny_inputs, tmp_path):
     run_dir = tmp_path / "run"
-    planned = invoke("trace", "plan", "--model", inputs / "model", "--saes", inputs / "saes", "--cells",
-                     inputs / "cells", "--source-layer", "1", "--features-per-shard", "40", "--out", run_dir)
+    planned = invoke("trace", "plan", *tiny(tiny_inputs), "--source-layer", "1", "--features-per-shard", "40",
+                     "--out", run_dir)
     assert planned["downstream_layers"] == [2, 3] and planned["units"] >= 2
     done = invoke("trace", "run", run_dir, "--device", "cpu", "--threads", "1", "--quiet")
     assert done["status"] == "finalized" and done["ablated_passes"] > 0 and done["units_pending"] == 0
@@ -48,11 +39,10 @@ def test_plan_then_run_produces_a_finalized_run_with_full_depth_layers(inputs, t
     assert again["units_run"] == 0 and again["units_skipped"] == planned["units"]
 
 
-def test_units_one_at_a_time_then_merge_and_finalize(inputs, tmp_path, monkeypatch):
+def test_units_one_at_a_time_then_merge_and_finalize(tiny_inputs, tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
-    planned = invoke("trace", "plan", "--model", inputs / "model", "--saes", inputs / "saes", "--cells",
-                     inputs / "cells", "--source-layer", "2", "--features", "selective:6", "--min-top-genes", "2",
-                     "--cells-per-shard", "2", "--out", run_dir)
+    planned = invoke("trace", "plan", *tiny(tiny_inputs), "--source-layer", "2", "--features", "selective:6",
+                     "--min-top-genes", "2", "--cells-per-shard", "2", "--out", run_dir)
     assert planned["source_features"] == 6 and planned["units"] == 3
     for unit in range(planned["units"]):
         monkeypatch.setenv("TASK_INDEX", str(unit))
@@ -62,14 +52,17 @@ def test_units_one_at_a_time_then_merge_and_finalize(inputs, tmp_path, monkeypat
     assert invoke("trace", "finalize", run_dir)["status"] == "finalized"
 
 
-def test_a_missing_sae_layer_is_one_line_and_exit_1(inputs, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-c", "from atlas.cli import main; main()", "trace", "plan", "--model",
-         str(inputs / "model"), "--saes", str(inputs / "saes"), "--cells", str(inputs / "cells"),
-         "--source-layer", "1", "--downstream", "2,5", "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=300)
+def test_a_missing_sae_layer_is_one_line_and_exit_1(tiny_inputs, tmp_path):
+    result = run_atlas("trace", "plan", *tiny(tiny_inputs), "--source-layer", "1", "--downstream", "2,5",
+                       "--out", tmp_path / "run")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: ") and "layer(s) [5]" in result.stderr
+
+
+def test_a_malformed_downstream_list_is_an_error_about_layers(tiny_inputs, tmp_path):
+    result = run_atlas("trace", "plan", *tiny(tiny_inputs), "--downstream", "2,x", "--out", tmp_path / "run")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: layers '2,x': use comma-separated numbers and ranges like 6,11,17 or 6-17"
 
 
 def run_files(run_dir):
@@ -78,14 +71,14 @@ def run_files(run_dir):
             if path.is_file() and path.name != "manifest.json" and not path.name.startswith(".")}
 
 
-def test_a_worker_killed_with_sigkill_resumes_to_byte_identical_files(inputs, tmp_path):
-    plan_args = ["trace", "plan", "--model", inputs / "model", "--saes", inputs / "saes", "--cells", inputs / "cells",
-                 "--source-layer", "0", "--downstream", "2", "--features-per-shard", "2", "--cells-per-shard", "1"]
+def test_a_worker_killed_with_sigkill_resumes_to_byte_identical_files(tiny_inputs, tmp_path):
+    plan_args = ["trace", "plan", *tiny(tiny_inputs), "--source-layer", "0", "--downstream", "2",
+                 "--features-per-shard", "2", "--cells-per-shard", "1"]
     invoke(*plan_args, "--out", tmp_path / "whole")
     # Same thread count in every process: float reductions are bit-identical only for the same thread count.
     invoke("trace", "run", tmp_path / "whole", "--device", "cpu", "--threads", "1", "--quiet")
     units = invoke(*plan_args, "--out", tmp_path / "killed")["units"]
-    worker = subprocess.Popen([sys.executable, "-c", "from atlas.cli import main; main()", "trace", "run",
+    worker = subprocess.Popen([*ATLAS, "trace", "run",
                                str(tmp_path / "killed"), "--device", "cpu", "--threads", "1", "--quiet"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     states = tmp_path / "killed" / "states"

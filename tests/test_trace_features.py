@@ -12,7 +12,6 @@ from atlas.sae.topk import TopKSAE
 from atlas.trace.features import (
     active_from_catalog,
     measure_activation_frequency,
-    parse_feature_list,
     selective_baseline,
 )
 from atlas.trace.plan import make_plan
@@ -46,12 +45,6 @@ def test_selective_baseline_ranks_by_annotation_quality_among_eligible_features(
     # 3: 2 ontologies -> 20 + 2 + 3 = 25; 6: 10 + 1 + 5 = 16; 2: 10 + 1 + 3 = 14; 4 too rare, 5 too few genes.
     assert selective_baseline(CATALOG, 2).tolist() == [3, 6]
     assert selective_baseline(CATALOG, 10).tolist() == [2, 3, 6]
-
-
-def test_feature_lists_accept_ranges_and_refuse_garbage():
-    assert parse_feature_list("7, 3,10-12").tolist() == [3, 7, 10, 11, 12]
-    with pytest.raises(AtlasError):
-        parse_feature_list("3,x")
 
 
 def test_presets_and_explicit_layers():

@@ -8,30 +8,24 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import torch
 from scipy import stats as scipy_stats
 
-from atlas.cells import load_cells
 from atlas.errors import AtlasError
 from atlas.runformat import read_manifest, read_shard
 from atlas.trace.engine import trace_cells
 from atlas.trace.run import TraceConfig, finalize_run, merge_run, plan_run, run_status, run_units
 from atlas.trace.stats import Thresholds, layer_statistics
-from tests.tiny import build_tiny_atlas, save_tiny_bert, save_tiny_cells, tiny_bert, tiny_cells
+from tests.tiny import save_tiny_cells, tiny_cells
 
 FEATURES = np.arange(0, 128, 2)
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    """A tiny model directory, SAE atlas directory and tokenized cell dataset on disk."""
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("inputs")
-    model_dir = save_tiny_bert(root / "model", seed=2)
-    cells = tiny_cells(2, 7)
-    build_tiny_atlas(root / "saes", tiny_bert(2), cells, steps=20, seed=2)
-    return TraceConfig(model=str(model_dir), saes=str(root / "saes"), cells=str(save_tiny_cells(root / "cells", cells)),
-                       source_layer=1, downstream_layers=[2, 3], batch_size=8)
+def inputs(tiny_inputs):
+    """The run configuration of the tiny inputs: source layer 1 into layers 2 and 3, on the first seven cells."""
+    return TraceConfig(model=str(tiny_inputs / "model"), saes=str(tiny_inputs / "saes"),
+                       cells=str(tiny_inputs / "cells"), source_layer=1, downstream_layers=[2, 3], n_cells=7,
+                       batch_size=8)
 
 
 def planned(run_dir, config, features_per_shard=32, cells_per_shard=None, thresholds=None):
@@ -59,7 +53,7 @@ def test_a_finalized_run_holds_every_significant_edge_of_the_engine_with_valid_s
     edges = {(row["target_layer"], row["source_feature"], row["target_feature"]): row
              for table in tables for row in table.to_pylist()}
     setup = inputs.load_setup("cpu")
-    state = trace_cells(setup, FEATURES, load_cells(inputs.cells).input_ids, batch_size=8)
+    state = trace_cells(setup, FEATURES, inputs.load_cells().input_ids, batch_size=8)
     expected = set()
     for layer in (2, 3):
         stats = layer_statistics(state, layer)
@@ -73,7 +67,7 @@ def test_a_finalized_run_holds_every_significant_edge_of_the_engine_with_valid_s
 def test_q_values_equal_scipys_bh_over_every_test_of_the_run(inputs, tmp_path):
     manifest = complete_run(tmp_path / "run", inputs)
     setup = inputs.load_setup("cpu")
-    cells = load_cells(inputs.cells).input_ids
+    cells = inputs.load_cells().input_ids
     keys, every_p = [], []
     for features in (FEATURES[:32], FEATURES[32:]):          # the run's two feature shards, traced the same way
         state = trace_cells(setup, features, cells, batch_size=8)

@@ -1,4 +1,4 @@
-"""Edge statistics: Welford and Chan merge, the reference's d and consistency, t-test p, Benjamini-Hochberg q."""
+"""Edge statistics: Welford and Chan merge, the reference's d and consistency, t-test p."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from scipy import stats as scipy_stats
 from atlas.trace.stats import (
     Thresholds,
     WelfordState,
-    benjamini_hochberg,
     layer_statistics,
     significant,
     t_test_p,
@@ -86,18 +85,3 @@ def test_state_round_trips_through_plain_arrays():
 def test_t_test_p_of_no_effect_is_one_and_of_a_huge_effect_is_negligible():
     assert t_test_p(np.array([0.0]), np.array([20]))[0] == 1.0
     assert t_test_p(np.array([1e9]), np.array([20]))[0] < 1e-100
-
-
-def test_bh_equals_scipys_false_discovery_control():
-    p = np.random.default_rng(5).uniform(size=500) ** 3
-    p[:10] = p[10]                                                   # ties
-    np.testing.assert_allclose(benjamini_hochberg(p), scipy_stats.false_discovery_control(p), rtol=1e-12)
-
-
-def test_bh_over_the_p_values_below_one_and_the_test_count_is_exact():
-    p = np.random.default_rng(6).uniform(size=300) ** 4
-    family = np.concatenate([p, np.ones(700)])
-    expected = scipy_stats.false_discovery_control(family)[:300]
-    np.testing.assert_allclose(benjamini_hochberg(p, n_tests=1000), expected, rtol=1e-12)
-    with pytest.raises(ValueError):
-        benjamini_hochberg(p, n_tests=10)

@@ -127,3 +127,16 @@ def save_tiny_cells(path: str | Path, cells: list[np.ndarray]) -> Path:
     datasets.Dataset.from_dict({"input_ids": [cell.tolist() for cell in cells],
                                 "length": [len(cell) for cell in cells]}).save_to_disk(str(path))
     return path
+
+
+def build_tiny_inputs(root: str | Path, seed: int = 4, n_cells: int = 12, layers: tuple[int, ...] = (0, 1, 2, 3),
+                      steps: int = 20) -> Path:
+    """``root/model`` (a tiny BertForMaskedLM), ``root/saes`` (an SAE atlas of ``layers``) and ``root/cells`` (a
+    tokenized dataset) on disk: the inputs of every CLI-level test."""
+    root = Path(root)
+    torch.set_num_threads(1)
+    cells = tiny_cells(seed, n_cells)
+    save_tiny_bert(root / "model", seed=seed)
+    build_tiny_atlas(root / "saes", tiny_bert(seed), cells, layers=list(layers), steps=steps, seed=seed)
+    save_tiny_cells(root / "cells", cells)
+    return root

@@ -18,7 +18,7 @@ from atlas.analysis.result import AnalysisResult
 from atlas.analysis.scope import Scope
 from atlas.db.connection import Graph
 from atlas.errors import AtlasError
-from loaders.schema import apply_schema
+from loaders.hubs import write_hubs
 
 # The reference study calls a feature with more than 1,000 edges a hub.
 DEFAULT_THRESHOLD = 1000
@@ -27,7 +27,6 @@ MEASURES = ("out_degree", "in_degree", "degree", "pagerank", "betweenness")
 BETWEENNESS_EXACT_UP_TO = 5000
 BETWEENNESS_SAMPLES = 256
 BETWEENNESS_SEED = 42
-WRITE_BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -153,19 +152,6 @@ def unannotated_from_table(table: pd.DataFrame, projection: Projection, rule: Hu
                           command=f"atlas analyze unannotated-hubs {projection.scope.command_flags()} {rule.flags()}")
 
 
-def write_back(graph: Graph, scope: Scope, table: pd.DataFrame) -> int:
-    """Write hub centralities, class and rank onto the feature nodes under ``hub_scope = scope.key``; return rows."""
-    apply_schema(graph)  # the (hub_scope, hub) index behind the fast hub queries
-    graph.write(queries.internal("hub_clear").text, scope=scope.key)
-    columns = ["uid", "hub", "hub_rank", "out_degree", "in_degree", "pagerank", "betweenness"]
-    rows = [{key: (None if isinstance(value, float) and np.isnan(value) else value) for key, value in row.items()}
-            for row in table[columns].astype(object).to_dict(orient="records")]
-    statement = queries.internal("hub_write").text
-    for start in range(0, len(rows), WRITE_BATCH):
-        graph.write(statement, scope=scope.key, rows=rows[start:start + WRITE_BATCH])
-    return len(rows)
-
-
 def hubs(graph: Graph, scope: Scope, rule: HubRule = DEFAULT_RULE, top: int = 20, betweenness: bool = True,
          write: bool = False) -> AnalysisResult:
     """Rank the features of a scope by degree, PageRank and betweenness; classify hubs; optionally write them back."""
@@ -173,7 +159,7 @@ def hubs(graph: Graph, scope: Scope, rule: HubRule = DEFAULT_RULE, top: int = 20
         table = hub_table(projection, rule, betweenness=betweenness)
         result = hubs_from_table(table, projection, rule, top)
     if write:
-        result.summary["written"] = write_back(graph, scope, table)
+        result.summary["written"] = write_hubs(graph, scope.key, table)
     return result
 
 
@@ -204,6 +190,6 @@ def hub_report(graph: Graph, scope: Scope, rule: HubRule = DEFAULT_RULE, top: in
         report = HubReport(degrees, hubs_from_table(table, projection, rule, top),
                            unannotated_from_table(table, projection, rule, genes), table)
     if write:
-        report.hubs.summary["written"] = write_back(graph, scope, table)
+        report.hubs.summary["written"] = write_hubs(graph, scope.key, table)
     return report
 

@@ -19,8 +19,8 @@ from atlas.analysis.projection import Projection, projected
 from atlas.analysis.result import AnalysisResult
 from atlas.analysis.scope import Scope
 from atlas.db.connection import Graph, translate_errors
-from atlas.enrichment import benjamini_hochberg
 from atlas.errors import AtlasError
+from atlas.stats import benjamini_hochberg
 from loaders.feature_properties import write_feature_properties
 
 ALGORITHMS = ("leiden", "louvain")

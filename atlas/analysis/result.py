@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from atlas.errors import AtlasError
+from atlas.plain import records
 
 
 @dataclass
@@ -32,19 +33,6 @@ class AnalysisResult:
         """JSON-ready: summary, notes and every table as a list of records."""
         return {"analysis": self.name, "scope": self.scope, "summary": self.summary, "notes": self.notes,
                 "tables": {name: records(table) for name, table in self.tables.items()}}
-
-
-def records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of a table as dicts with plain Python values (NaN as None)."""
-    return [{key: _plain(value) for key, value in row.items()} for row in table.to_dict(orient="records")]
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, float) and value != value:
-        return None
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return value
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:

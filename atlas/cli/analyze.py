@@ -58,7 +58,8 @@ def hub_rule(threshold: float | None, percentile: float | None, by: str):
 
 def finish(result, as_json: bool, out: Path | None, plot: Path | None, limit: int = 50) -> None:
     """Write --out and --plot, then print the result as JSON or as a summary and its main table."""
-    from atlas.analysis.result import records, write_table
+    from atlas.analysis.result import write_table
+    from atlas.plain import records
 
     if out is not None:
         write_table(result.table, out)

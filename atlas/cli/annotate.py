@@ -1,6 +1,6 @@
 """`atlas annotate`: SAE feature catalogs, their enrichment annotations and GMT gene sets into the graph.
 
-Each option below is one source of annotation rows (:class:`loaders.annotations.AnnotationRows`); every source is
+Each option below is one source of annotation rows (:func:`loaders.annotations.annotation_rows`); every source is
 read and checked before the database is touched, then all rows are MERGEd (reruns change nothing). A new source
 is one more option plus one function that returns rows.
 """
@@ -11,49 +11,8 @@ from pathlib import Path
 
 import click
 
-from atlas.cli.output import emit_json, emit_mapping
+from atlas.cli.output import emit_json, emit_mapping, progress_bar
 from atlas.errors import AtlasError
-
-
-def _catalog_source(sae_atlas: Path, model: str | None, sae: str | None, layers: str | None):
-    from atlas.catalog import read_catalogs
-    from loaders.annotations import catalog_rows
-
-    if not model:
-        raise AtlasError("--sae-atlas needs --model NAME (the 'model' of your run manifests, used in feature uids)")
-    catalogs = read_catalogs(sae_atlas)
-    if layers:
-        wanted = {int(layer) for layer in layers.split(",") if layer.strip()}
-        missing = sorted(wanted - set(catalogs))
-        if missing:
-            raise AtlasError(f"{sae_atlas}: no catalog for layer(s) {', '.join(map(str, missing))} "
-                             f"(found {', '.join(map(str, sorted(catalogs))) or 'none'})")
-        catalogs = {layer: catalogs[layer] for layer in wanted}
-    if not catalogs:
-        raise AtlasError(f"{sae_atlas}: no layerNN_xE_kK/feature_catalog.json found")
-    return catalog_rows(catalogs.values(), model, sae or sae_atlas.resolve().name)
-
-
-def _gene_set_source(path: Path, source: str | None):
-    from loaders.annotations import gene_set_rows
-    from loaders.gmt import library_name, read_gmt
-
-    return gene_set_rows(read_gmt(path), source or library_name(path))
-
-
-def annotation_rows(sae_atlas: Path | None, model: str | None, sae: str | None, layers: str | None,
-                    gmt_files: tuple[Path, ...], source: str | None):
-    """Every requested source read and checked, as one set of rows (nothing touches the database here)."""
-    from loaders.annotations import AnnotationRows
-
-    if source and len(gmt_files) > 1:
-        raise AtlasError("--source names one GMT library; give one --gmt per call or let each file name its own")
-    rows = AnnotationRows()
-    if sae_atlas:
-        rows.merge(_catalog_source(sae_atlas, model, sae, layers))
-    for path in gmt_files:
-        rows.merge(_gene_set_source(path, source))
-    return rows
 
 
 @click.command()
@@ -86,10 +45,9 @@ def annotate(sae_atlas: Path | None, model: str | None, sae: str | None, layers:
       atlas annotate --sae-atlas saes/ --model gf --layers 5,6 --gmt GO_Biological_Process_2023.gmt
       atlas annotate --sae-atlas saes/ --model gf --enrich atlas/data/markers.gmt
     """
-    from tqdm import tqdm
-
     from atlas.db.connection import connect
-    from loaders.annotations import load_annotations
+    from atlas.ranges import parse_ranges
+    from loaders.annotations import annotation_rows, load_annotations
 
     if not sae_atlas and not gmt_files:
         raise AtlasError("nothing to load: give --sae-atlas DIR and/or --gmt FILE (see atlas annotate --help)")
@@ -98,15 +56,15 @@ def annotate(sae_atlas: Path | None, model: str | None, sae: str | None, layers:
     gmt_files = (*gmt_files, enrich_gmt) if enrich_gmt else gmt_files
     if batch_size < 1:
         raise AtlasError(f"--batch-size must be at least 1, got {batch_size}")
+    layer_list = parse_ranges(layers, "layers") if layers else None
     if enrich_gmt:
         from atlas.enrichment import enrich_atlas
 
-        enrich_atlas(sae_atlas, enrich_gmt, source=source,
-                     layers=[int(layer) for layer in layers.split(",")] if layers else None)
-    rows = annotation_rows(sae_atlas, model, sae, layers, gmt_files, source)
+        enrich_atlas(sae_atlas, enrich_gmt, source=source, layers=layer_list)
+    rows = annotation_rows(sae_atlas, model, sae, layer_list, gmt_files, source)
     counts = rows.counts()
-    with connect() as graph, tqdm(total=sum(counts.values()), desc="annotate", unit="row", unit_scale=True,
-                                  disable=quiet or as_json) as bar:
+    with connect() as graph, progress_bar(not (quiet or as_json), total=sum(counts.values()), desc="annotate",
+                                          unit="row", unit_scale=True) as bar:
         counters = load_annotations(graph, rows, batch_size=batch_size, progress=bar.update)
     created = {key: counters.get(key, 0) for key in ("nodes_created", "relationships_created", "properties_set")}
     if as_json:

@@ -66,19 +66,9 @@ def status(as_json: bool) -> None:
     Example:
       atlas db status --json
     """
-    import os
+    from atlas.db.status import status as server_status
 
-    from atlas.db import server
-
-    if os.environ.get("NEO4J_URI"):
-        from atlas.db.connection import connect
-
-        with connect() as graph:
-            version, edition, gds = graph.server_versions()
-            data = {"running": True, "uri": graph.settings.uri, "database": graph.database,
-                    "neo4j_version": version, "neo4j_edition": edition, "gds_version": gds}
-    else:
-        data = server.status().as_dict()
+    data = server_status()
     if as_json:
         emit_json(data)
     else:

@@ -8,12 +8,12 @@ from typing import Any
 
 import click
 
-from atlas.cli.output import emit_json, emit_mapping, emit_table
+from atlas.cli.output import StageBars, emit_json, emit_mapping, emit_table
 from atlas.errors import AtlasError
+from atlas.plain import records
 
 _PATH = click.Path(path_type=Path)
 _ANY_DEPTH = 10_000  # --layers is checked against the SAEs that exist, not against a model depth here
-RESULTS_ROOT = Path("experiments")
 
 
 def _shared_options(command: Callable) -> Callable:
@@ -83,21 +83,14 @@ def _finish(run: dict[str, Any], tables: dict, out_dir: Path, store: bool, plot:
     """Store, plot and say where everything went; returns the JSON header of the command's output."""
     stored = _store(run, tables, out_dir) if store else None
     if plot is not None:
-        from atlas.experiments.plots import save_figure
+        from atlas.plots import save
 
-        save_figure(figure(), plot)
+        save(figure(), plot)
     if not quiet:
         click.echo(f"{run['kind']} run {run['id']}: results in {out_dir}"
                    + (f", stored in the graph ({stored})" if stored else "")
                    + (f", figure {plot}" if plot else ""), err=True)
     return {"run": run, "out": str(out_dir), "stored": stored, "plot": str(plot) if plot else None}
-
-
-def _records(table, columns: list[str] | None = None) -> list[dict[str, Any]]:
-    """Table rows as plain dicts; list cells (numpy arrays after a Parquet round trip) become lists."""
-    table = table if columns is None else table.reindex(columns=columns)
-    return [{key: value.tolist() if hasattr(value, "tolist") and getattr(value, "ndim", 0) else value
-             for key, value in row.items()} for row in table.to_dict("records")]
 
 
 def _loaded(load_dir: Path, kind: str):
@@ -153,7 +146,7 @@ def ablate(model_dir, saes_dir, cells_path, token_dictionary, gene_median_dictio
           --select same-pathway --select cross-pathway --select random --order 3 --n-sets 20 --plot redundancy.png
       atlas ablate --load experiments/ablation-1a2b3c4d5e6f      # store saved results in the graph
     """
-    from atlas.experiments.plots import redundancy_figure
+    from atlas.experiment_plots import redundancy_figure
     from atlas.experiments.summaries import order_overview
 
     options = locals()
@@ -161,25 +154,26 @@ def ablate(model_dir, saes_dir, cells_path, token_dictionary, gene_median_dictio
         run, tables = _loaded(load_dir, "ablation")
         out_dir, store = load_dir, True
     else:
+        from atlas.experiments.results import pending_results_dir, settle_results_dir
         from atlas.experiments.workflow import choose_sets, run_ablation
         from atlas.sae.workflow import parse_layers
 
         cells = _cells(options)
         chosen_layers = parse_layers(layers, _ANY_DEPTH) if layers else []
         sets = choose_sets(saes_dir, explicit, selections, chosen_layers, order, n_sets, seed, min_frequency)
-        run_dir = out_dir or _pending()
+        run_dir = out_dir or pending_results_dir()
         run, tables = run_ablation(model_dir, saes_dir, cells, run_dir, sets, target_layer=target_layer,
                                    batch_size=batch_size, min_effect=min_effect, min_consistency=min_consistency,
                                    tolerance=tolerance, definition=definition, active=active, device=device,
-                                   run_id=run_id, progress=not quiet and not as_json)
-        out_dir = _settle(run_dir, out_dir, run["id"])
+                                   run_id=run_id, progress=StageBars(not quiet and not as_json, "cell"))
+        out_dir = out_dir or settle_results_dir(run_dir, run["id"])
     header = _finish(run, tables, out_dir, store, plot, lambda: redundancy_figure(tables["orders"]),
                      quiet or as_json)
     set_columns = ["set_id", "selection", "order", "members", "term", "n_cells", "n_targets", "median_redundancy",
                    "median_interaction", "median_marginal", "n_subadditive", "n_additive", "n_superadditive",
                    "definition"]
-    sets_rows = _records(tables["sets"], set_columns)
-    orders_rows = _records(order_overview(tables["orders"]))
+    sets_rows = records(tables["sets"].reindex(columns=set_columns))
+    orders_rows = records(order_overview(tables["orders"]))
     if as_json:
         emit_json(header | {"sets": sets_rows, "orders": orders_rows})
         return
@@ -188,27 +182,6 @@ def ablate(model_dir, saes_dir, cells_path, token_dictionary, gene_median_dictio
                                 f"{definition} definition)")
     click.echo()
     emit_table(orders_rows, title="By order (single -> pair -> triplet ...)")
-
-
-def _pending() -> Path:
-    """A fresh directory under ./experiments for a run whose id is not known yet."""
-    import tempfile
-
-    RESULTS_ROOT.mkdir(exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=".pending-", dir=RESULTS_ROOT))
-
-
-def _settle(run_dir: Path, out_dir: Path | None, run_id: str) -> Path:
-    """Move results from a pending directory to ./experiments/<run id> (replacing an earlier identical run)."""
-    if out_dir is not None:
-        return out_dir
-    import shutil
-
-    final = RESULTS_ROOT / run_id
-    if final.exists():
-        shutil.rmtree(final)
-    run_dir.rename(final)
-    return final
 
 
 @click.command()
@@ -272,20 +245,21 @@ def steer(model_dir, saes_dir, cells_path, token_dictionary, gene_median_diction
           --gene-median-dictionary med.pkl --pseudotime pbmc.h5ad --pseudotime-column dpt --feature 5:898
       atlas steer --load experiments/steering-1a2b3c4d5e6f       # store saved results in the graph
     """
-    from atlas.experiments.plots import fraction_positive_figure
+    from atlas.experiment_plots import fraction_positive_figure
 
     options = locals()
     if load_dir is not None:
         run, tables = _loaded(load_dir, "steering")
         out_dir, store = load_dir, True
     else:
+        from atlas.experiments.results import pending_results_dir, settle_results_dir
         from atlas.experiments.workflow import PseudotimeSource, run_steering
         from atlas.sae.workflow import parse_layers
 
         cells = _cells(options)
         pseudotime = PseudotimeSource(pseudotime_path, pseudotime_column, root_rule, labels_path, label_column,
                                       neighbors, pseudotime_of)
-        run_dir = out_dir or _pending()
+        run_dir = out_dir or pending_results_dir()
         run, tables = run_steering(model_dir, saes_dir, cells, run_dir,
                                    layers=parse_layers(layers, _ANY_DEPTH) if layers else None, features=features,
                                    alphas=alphas or (2.0, 5.0), pseudotime=pseudotime, groups=groups,
@@ -294,17 +268,17 @@ def steer(model_dir, saes_dir, cells_path, token_dictionary, gene_median_diction
                                    max_features=max_features, top_genes=top_genes,
                                    gene_name_dictionary=gene_name_dictionary, centered=centered,
                                    batch_size=batch_size, device=device,
-                                   run_id=run_id, progress=not quiet and not as_json)
-        out_dir = _settle(run_dir, out_dir, run["id"])
+                                   run_id=run_id, progress=StageBars(not quiet and not as_json, "cell"))
+        out_dir = out_dir or settle_results_dir(run_dir, run["id"])
     header = _finish(run, tables, out_dir, store, plot, lambda: fraction_positive_figure(tables["layers"]),
                      quiet or as_json)
     columns = ["layer", "feature", "alpha", "switch_d", "n_cells", "fraction_positive", "mean_ds", "std_ds",
                "top_genes", "top_up", "top_down"]
-    results = _records(tables["results"], columns)
+    results = records(tables["results"].reindex(columns=columns))
     for row in results:
         for key in ("top_genes", "top_up", "top_down"):
             row[key] = (row[key] or [])[:5] if isinstance(row[key], list) else []
-    layer_rows = _records(tables["layers"])
+    layer_rows = records(tables["layers"])
     if as_json:
         emit_json(header | {"results": results, "layers": layer_rows})
         return

@@ -6,65 +6,8 @@ from pathlib import Path
 
 import click
 
-from atlas.cli.output import emit_json, emit_mapping
+from atlas.cli.output import StageBars, emit_json, emit_mapping
 from atlas.errors import AtlasError
-
-BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]"
-
-
-def _validate(run_dir: Path, quiet: bool):
-    from tqdm import tqdm
-
-    from atlas.runformat import read_manifest
-    from loaders.runs import validate_run
-
-    shards = len(read_manifest(run_dir).shards)
-    with tqdm(total=shards, desc=f"validate {run_dir.name}", unit="shard", disable=quiet, leave=False) as bar:
-        return validate_run(run_dir, progress=lambda record: bar.update(1))
-
-
-def _model_and_sae(run_dir: Path) -> tuple[str, str]:
-    from atlas.runformat import read_manifest
-
-    manifest = read_manifest(run_dir)
-    return manifest.model, manifest.sae
-
-
-def _ingest_online(run_dirs: tuple[Path, ...], batch_size: int, streams: int, quiet: bool) -> list[dict]:
-    from tqdm import tqdm
-
-    from atlas.db.connection import connect
-    from loaders.online import ingest_run
-
-    # Validate every run before writing any: a bad shard in the last run leaves the database untouched.
-    runs = [_validate(run_dir, quiet) for run_dir in run_dirs]
-    reports = []
-    with connect() as graph:
-        for run in runs:
-            with tqdm(desc=f"ingest {run.run_id}", unit="edge", unit_scale=True, disable=quiet,
-                      bar_format=BAR_FORMAT) as bar:
-
-                def progress(written: int, total: int, bar: tqdm = bar) -> None:
-                    bar.total = total
-                    bar.update(written - bar.n)
-
-                reports.append(ingest_run(graph, run, batch_size=batch_size, streams=streams,
-                                          progress=progress).as_dict())
-    return reports
-
-
-def _ingest_offline(run_dirs: tuple[Path, ...], annotation_options: dict, force: bool, quiet: bool) -> dict:
-    from tqdm import tqdm
-
-    from atlas.cli.annotate import annotation_rows
-    from loaders.offline import bulk_import
-
-    runs = [_validate(run_dir, quiet) for run_dir in run_dirs]
-    annotations = annotation_rows(**annotation_options)
-    with tqdm(total=sum(run.edge_count for run in runs), desc="write import files", unit="edge", unit_scale=True,
-              disable=quiet, bar_format=BAR_FORMAT) as bar:
-        report = bulk_import(runs, annotations, force=force, progress=bar.update)
-    return report.as_dict()
 
 
 @click.command()
@@ -124,11 +67,10 @@ def ingest(run_dirs: tuple[Path, ...], batch_size: int, streams: int, delete_run
     if offline:
         if delete_run is not None or not run_dirs:
             raise AtlasError("--offline needs run directories (and cannot be combined with --delete)")
-        models = {_model_and_sae(run_dir) for run_dir in run_dirs}
-        default_model, default_sae = next(iter(models)) if len(models) == 1 else (None, None)
-        options = {"sae_atlas": sae_atlas, "model": model or default_model, "sae": sae or default_sae,
-                   "layers": None, "gmt_files": gmt_files, "source": None}
-        result = _ingest_offline(run_dirs, options, force, quiet or as_json)
+        from loaders.ingest import import_runs_offline
+
+        result = import_runs_offline(run_dirs, sae_atlas=sae_atlas, model=model, sae=sae, gmt_files=gmt_files,
+                                     force=force, progress=StageBars(not (quiet or as_json), "item")).as_dict()
         if as_json:
             emit_json(result)
         else:
@@ -150,7 +92,13 @@ def ingest(run_dirs: tuple[Path, ...], batch_size: int, streams: int, delete_run
         return
     if not run_dirs:
         raise AtlasError("no run directory given (atlas ingest RUN_DIR ...; see atlas ingest --help)")
-    reports = _ingest_online(run_dirs, batch_size, streams, quiet or as_json)
+    from atlas.db.connection import connect
+    from loaders.ingest import load_runs
+
+    bars = StageBars(not (quiet or as_json), "item")
+    with connect() as graph:
+        reports = [report.as_dict()
+                   for report in load_runs(graph, run_dirs, batch_size=batch_size, streams=streams, progress=bars)]
     if as_json:
         emit_json(reports)
         return

@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-import json
-import math
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
+from tqdm import tqdm
 
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy scalars
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+from atlas.errors import AtlasError
+from atlas.plain import dumps, plain
 
 
 def emit_json(data: Any) -> None:
-    """Print data as JSON (numpy scalars and paths converted, NaN as null)."""
-    click.echo(json.dumps(data, default=lambda v: _plain(v) if hasattr(v, "item") else str(v), indent=2))
+    """Print data as strict JSON (:func:`atlas.plain.plain`: numpy values and paths converted, NaN as null)."""
+    click.echo(dumps(data))
 
 
 def format_value(value: Any) -> str:
-    value = _plain(value)
+    """One table cell: numbers to 4 significant digits, lists joined, missing values empty."""
+    value = plain(value)
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, (list, tuple)):
@@ -57,3 +54,38 @@ def emit_mapping(data: Mapping[str, Any], title: str | None = None) -> None:
     width = max((len(key) for key in data), default=0)
     for key, value in data.items():
         click.echo(f"{key.ljust(width)}  {format_value(value)}")
+
+
+PROGRESS_MODES = ("auto", "always", "never")
+
+
+def _draw_bars() -> bool:
+    """``$ATLAS_PROGRESS``: ``auto`` (bars only when stderr is a terminal), ``always`` or ``never``."""
+    mode = os.environ.get("ATLAS_PROGRESS", "auto")
+    if mode not in PROGRESS_MODES:
+        raise AtlasError(f"ATLAS_PROGRESS={mode!r}: use one of {', '.join(PROGRESS_MODES)}")
+    return mode == "always" or (mode == "auto" and sys.stderr.isatty())
+
+
+def progress_bar(enabled: bool = True, **options: Any) -> tqdm:
+    """A tqdm bar on stderr when asked for and :func:`_draw_bars` agrees (a log file gets no bar lines)."""
+    return tqdm(disable=not enabled or not _draw_bars(), **options)
+
+
+class StageBars:
+    """One bar per stage for library callbacks ``progress(stage, done, total)``; see :func:`progress_bar`."""
+
+    def __init__(self, enabled: bool = True, unit: str = "step") -> None:
+        self.enabled = enabled
+        self.unit = unit
+        self.bars: dict[str, tqdm] = {}
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = progress_bar(self.enabled, total=total, desc=stage, unit=self.unit,
+                                                  unit_scale=True, leave=False)
+        bar.total = total
+        bar.update(done - bar.n)
+        if total is not None and done >= total:
+            bar.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from atlas.cli.analyze import hub_rule, rule_options
-from atlas.cli.output import emit_json
+from atlas.cli.output import emit_json, progress_bar
 
 
 @click.command()
@@ -33,7 +33,9 @@ def report(runs, layers, out_dir, threshold, percentile, by, top, as_json):
 
     with connect() as graph:
         scope = resolve_scope(graph, runs, layers)
-        built = build_report(graph, scope, hub_rule(threshold, percentile, by), top)
+        with progress_bar(not as_json, desc="report", unit="section") as bar:
+            built = build_report(graph, scope, hub_rule(threshold, percentile, by), top,
+                                 progress=lambda done, total: bar.update(done - bar.n))
     paths = write_report(built, out_dir)
     if as_json:
         emit_json({key: str(path) for key, path in paths.items()} | {"sections": [s.key for s in built.sections]})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from atlas.cli.output import emit_json, emit_table
+from atlas.cli.output import StageBars, emit_json, emit_table
 
 
 @click.group()
@@ -68,7 +68,7 @@ def train(model_dir: Path, cells_path: Path, token_dictionary: Path | None, gene
                             learning_rate=learning_rate, max_positions=max_positions, top_genes=top_genes, seed=seed)
     rows = train_sae_atlas(model_dir, cells_path, out_dir, layers, config, token_dictionary=token_dictionary,
                            gene_median_dictionary=gene_median_dictionary, gene_names=gene_names, n_cells=n_cells,
-                           max_length=max_length, device=device, show_progress=not as_json)
+                           max_length=max_length, device=device, progress=StageBars(not as_json))
     if as_json:
         emit_json(rows)
     else:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from atlas.cli.output import emit_json, emit_mapping
+from atlas.cli.output import emit_json, emit_mapping, progress_bar
 from atlas.errors import AtlasError
 
 
@@ -36,14 +36,6 @@ def _batch_size(ctx: click.Context, param: click.Parameter, value: str | None) -
     if not value.isdigit() or int(value) < 1:
         raise click.BadParameter(f"{value!r} is neither 'auto' nor a positive integer")
     return int(value)
-
-
-def _layer_list(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    from atlas.trace.features import parse_feature_list
-
-    return parse_feature_list(text).tolist()
 
 
 @trace.command()
@@ -106,45 +98,25 @@ def plan(model_dir: Path, sae_dir: Path, cells_path: Path, token_dictionary: Pat
       atlas trace plan --model ./gf --saes ./saes --cells controls.h5ad --token-dictionary t.pkl \
           --gene-median-dictionary m.pkl --normalization log1p --sample 2000 --seed 42 --preset paper-l5 --out l5
     """
-    from atlas.catalog import CATALOG, read_layer_catalog
-    from atlas.sae.biosae import find_layer_dirs
-    from atlas.trace.features import select_source_features
-    from atlas.trace.presets import PRESETS, resolve_layers
-    from atlas.trace.run import TraceConfig, plan_run
+    from atlas.ranges import parse_ranges
     from atlas.trace.stats import Thresholds
+    from atlas.trace.workflow import plan_trace
 
-    sae_layers = find_layer_dirs(sae_dir)
-    source, layers = resolve_layers(preset, source_layer, _layer_list(downstream), sorted(sae_layers))
-    config = TraceConfig(model=str(model_dir), saes=str(sae_dir), cells=str(cells_path), source_layer=source,
-                         downstream_layers=layers, token_dictionary=_optional(token_dictionary),
-                         gene_median_dictionary=_optional(gene_median_dictionary), max_length=max_length,
-                         n_cells=n_cells if n_cells is not None else PRESETS[preset].n_cells, precision=precision,
-                         batch_size=batch_size, active=active, sample=sample, seed=seed, normalization=normalization)
-    cells = config.load_cells()
-    setup = config.load_setup(device)
-    for position, tokens in enumerate(cells.input_ids):
-        if tokens.size and int(tokens.max()) >= setup.model.config.vocab_size:
-            raise AtlasError(f"cell {position} has token id {int(tokens.max())}, beyond the model's vocabulary "
-                             f"({setup.model.config.vocab_size}): cells and model do not match")
-    source_dir = sae_layers.get(source)
-    catalog = read_layer_catalog(source_dir) if source_dir and (source_dir / CATALOG).is_file() else None
-    features, selection = select_source_features(feature_spec, setup, catalog, cells.input_ids, min_frequency,
-                                                 frequency_source, min_top_genes)
-    thresholds = Thresholds(d_threshold, consistency_threshold, consistency_mode)
-    manifest = plan_run(run_dir, config, features, thresholds=thresholds, features_per_shard=features_per_shard,
-                        cells_per_shard=cells_per_shard, cells=cells, selection=selection, run_id=run_id)
-    data = {"run_dir": str(run_dir), "run_id": manifest.run_id, "source_layer": source, "downstream_layers": layers,
-            "source_features": len(features), "cells": cells.n_cells, "units": len(manifest.extra["plan"]["units"]),
-            "selection": selection["method"], "active": manifest.active, "cell_choice": manifest.extra["cells"]}
+    planned = plan_trace(
+        model_dir, sae_dir, cells_path, run_dir, preset=preset, source_layer=source_layer,
+        downstream=parse_ranges(downstream, "layers") if downstream else None, feature_spec=feature_spec,
+        min_top_genes=min_top_genes, min_frequency=min_frequency, frequency_source=frequency_source,
+        token_dictionary=token_dictionary, gene_median_dictionary=gene_median_dictionary, n_cells=n_cells,
+        max_length=max_length, features_per_shard=features_per_shard, cells_per_shard=cells_per_shard,
+        thresholds=Thresholds(d_threshold, consistency_threshold, consistency_mode), precision=precision,
+        batch_size=batch_size, active=active, sample=sample, seed=seed, normalization=normalization,
+        run_id=run_id, device=device)
+    data = planned.summary()
     if as_json:
         emit_json(data)
     else:
         emit_mapping(data, title="Planned trace run")
         click.echo(f"next: atlas trace run {run_dir}")
-
-
-def _optional(path: Path | None) -> str | None:
-    return None if path is None else str(path)
 
 
 def _units_from_env(variable: str | None, units: tuple[int, ...]) -> list[int] | None:
@@ -187,7 +159,6 @@ def run(run_dir: Path, units: tuple[int, ...], unit_from_env: str | None, device
       atlas trace run runs/l5 --max-memory 8GiB         # auto batch size within 8 GiB for the whole process
     """
     import torch
-    from tqdm import tqdm
 
     from atlas.trace.memory import parse_size
     from atlas.trace.run import finalize_run, merge_run, run_status, run_units
@@ -197,7 +168,7 @@ def run(run_dir: Path, units: tuple[int, ...], unit_from_env: str | None, device
             raise AtlasError("--threads must be at least 1")
         torch.set_num_threads(threads)
     selected = _units_from_env(unit_from_env, units)
-    bar = tqdm(desc="trace", unit="cell", disable=quiet, dynamic_ncols=True)
+    bar = progress_bar(not quiet, desc="trace", unit="cell", dynamic_ncols=True)
     started, passes = time.perf_counter(), [0]
 
     def on_passes(count: int) -> None:

@@ -34,6 +34,9 @@ from atlas.settings import cache_dir, maven_repository
 
 NEO4J_VERSION = "5.26.30"
 GDS_VERSION = "2.13.9"
+# The Java entry points in those jars: the server, and neo4j-admin (whose processes the offline import looks for).
+ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"
+ADMIN_TOOL = "org.neo4j.cli.AdminTool"
 
 _HERE = Path(__file__).parent
 POM = _HERE / "neo4j-artifacts.pom.xml"

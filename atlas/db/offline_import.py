@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
 
+from atlas.db.artifacts import ADMIN_TOOL
 from atlas.errors import AtlasError
 from atlas.processes import process_alive
 
@@ -89,8 +90,6 @@ def import_running(home: Path) -> bool:
 def importer_pids(home: Path, marker: Marker | None = None) -> list[int]:
     """Live neo4j-admin import processes of the instance at ``home``: found in /proc by their command line and
     NEO4J_HOME, plus the one the marker names."""
-    from atlas.db.server import ADMIN_TOOL
-
     wanted = f"NEO4J_HOME={home}".encode()
     pids = set()
     for entry in Path("/proc").glob("[0-9]*"):

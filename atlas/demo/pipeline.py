@@ -110,8 +110,8 @@ def run_demo(home: Path | None = None, sizes: DemoSizes = DemoSizes(), *, start_
              echo: Callable[[str], None] = print) -> DemoResult:
     """Run the whole pipeline under ``home`` (default ``$ATLAS_HOME/demo``) and return where everything is."""
     home = Path(home) if home is not None else atlas_home() / "demo"
-    # The demo's matrices are tiny (width 64). Measured on the 2-core machine with other processes running: a
-    # training step took ~0.15 s with one intra-op thread and 1.3-2.3 s with two (threads waiting on each other).
+    # The demo's matrices are tiny (width 64): a second intra-op thread only waits on the first
+    # (benchmarks/README.md, "Demo").
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 from transformers import BertForMaskedLM
 
 from atlas.errors import AtlasError
@@ -43,6 +42,7 @@ from atlas.experiments.interactions import (
     target_statistics,
 )
 from atlas.model import n_layers
+from atlas.progress import StageProgress, tracked
 from atlas.sae.base import SparseAutoencoder
 from atlas.trace.engine import clean_pass
 from atlas.trace.setup import GENEFORMER_NON_GENE_TOKENS, TraceSetup
@@ -201,7 +201,8 @@ def ablate(model: BertForMaskedLM, saes: dict[int, SparseAutoencoder], cells: Se
            sets: Sequence[FeatureSet], target_layer: int | None = None, *, batch_size: int = 64,
            min_effect: float = 0.5, min_consistency: float = 0.7, tolerance: float | None = None,
            definition: str = STUDY, active: str = "topk", device: torch.device | str = "cpu",
-           non_gene_tokens: tuple[int, ...] = GENEFORMER_NON_GENE_TOKENS, progress: bool = False) -> AblationResult:
+           non_gene_tokens: tuple[int, ...] = GENEFORMER_NON_GENE_TOKENS,
+           progress: StageProgress | None = None) -> AblationResult:
     """Ablate every non-empty subset of every set on every cell and summarise effects and interactions.
 
     ``target_layer`` defaults to the model's last layer; ``batch_size`` is how many conditions share a forward
@@ -221,7 +222,7 @@ def ablate(model: BertForMaskedLM, saes: dict[int, SparseAutoencoder], cells: Se
     ablator = _CellAblator(setup, sets, batch_size, definition)
     width = {target_layer: saes[target_layer].n_features}
     states = [WelfordState.empty(condition_masks(s.order), width, device) for s in sets]
-    for tokens in tqdm(cells, desc="ablating", unit="cell", disable=not progress):
+    for tokens in tracked(cells, "ablating", progress):
         for state, measured in zip(states, ablator.run(tokens), strict=True):
             if measured is not None:
                 changes, counted = measured

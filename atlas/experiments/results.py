@@ -10,17 +10,21 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from atlas import __version__
 from atlas.errors import AtlasError
+from atlas.plain import dumps
 from atlas.runformat import write_file_atomically
+from atlas.version import __version__
 
 RUN_FILE = "run.json"
+RESULTS_ROOT = Path("experiments")
 TABLES = {"ablation": ("sets", "targets", "orders", "conditions"),
           "steering": ("results", "layers", "switch", "cells", "pseudotime")}
 
@@ -35,6 +39,22 @@ def run_record(kind: str, model: str, sae: str, n_cells: int, cell_set_digest: s
             "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "status": "complete"}
 
 
+def pending_results_dir(root: str | Path = RESULTS_ROOT) -> Path:
+    """A fresh directory under ``root`` for a run whose id is not known yet (see :func:`settle_results_dir`)."""
+    root = Path(root)
+    root.mkdir(exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".pending-", dir=root))
+
+
+def settle_results_dir(pending: Path, run_id: str, root: str | Path = RESULTS_ROOT) -> Path:
+    """Move results from a pending directory to ``root/<run id>`` (replacing an earlier identical run)."""
+    final = Path(root) / run_id
+    if final.exists():
+        shutil.rmtree(final)
+    pending.rename(final)
+    return final
+
+
 def save_tables(out_dir: str | Path, run: dict[str, Any], tables: dict[str, pd.DataFrame]) -> Path:
     """Write every table as Parquet and then ``run.json`` (last, so a directory with it is complete)."""
     out_dir = Path(out_dir)
@@ -43,7 +63,7 @@ def save_tables(out_dir: str | Path, run: dict[str, Any], tables: dict[str, pd.D
         buffer = io.BytesIO()
         table.to_parquet(buffer, index=False)
         write_file_atomically(out_dir / f"{name}.parquet", buffer.getvalue())
-    payload = json.dumps(run | {"tables": sorted(tables)}, indent=2, sort_keys=True, default=str)
+    payload = dumps(run | {"tables": sorted(tables)}, sort_keys=True)
     write_file_atomically(out_dir / RUN_FILE, payload.encode())
     return out_dir
 

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 from transformers import BertForMaskedLM
 
 from atlas.errors import AtlasError
@@ -45,6 +44,7 @@ from atlas.experiments.pseudotime import (
 )
 from atlas.experiments.summaries import layer_summary
 from atlas.model import n_layers
+from atlas.progress import StageProgress, tracked
 from atlas.sae.base import SparseAutoencoder
 from atlas.trace.setup import GENEFORMER_NON_GENE_TOKENS
 
@@ -111,11 +111,11 @@ class _Model:
 
 
 @torch.no_grad()
-def _profile(runner: _Model, cells: Sequence[np.ndarray], layers: list[int], embedding_layer: int, progress: bool
-             ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+def _profile(runner: _Model, cells: Sequence[np.ndarray], layers: list[int], embedding_layer: int,
+             progress: StageProgress | None) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
     """Per cell: clean logit vector, mean gene embedding, and each layer's mean feature activations."""
     logits, embeddings, activations = [], [], {layer: [] for layer in layers}
-    for tokens in tqdm(cells, desc="profiling cells", unit="cell", disable=not progress):
+    for tokens in tracked(cells, "profiling cells", progress):
         cell = runner.clean(tokens)
         if cell is None:
             raise AtlasError("a cell has no gene tokens")
@@ -212,7 +212,8 @@ def steer(model: BertForMaskedLM, saes: Mapping[int, SparseAutoencoder], cells: 
           switch_threshold: float = 0.8, max_features: int = 10, top_genes: int = 20,
           gene_names: Mapping[int, str] | None = None, batch_size: int = 32, n_neighbors: int = 15,
           centered: bool = False, device: torch.device | str = "cpu",
-          non_gene_tokens: tuple[int, ...] = GENEFORMER_NON_GENE_TOKENS, progress: bool = False) -> SteeringResult:
+          non_gene_tokens: tuple[int, ...] = GENEFORMER_NON_GENE_TOKENS,
+          progress: StageProgress | None = None) -> SteeringResult:
     """Find switch features (or take ``features``) and steer each at every alpha; see the module docstring.
 
     Pseudotime: ``pseudotime`` as given, else diffusion pseudotime of ``expression`` (cells x genes, log-normalised:
@@ -264,7 +265,7 @@ def steer(model: BertForMaskedLM, saes: Mapping[int, SparseAutoencoder], cells: 
     accumulator = _Accumulator()
     steered = extremes.early if steer_cells == "early" else np.arange(len(cells))
     if selected:
-        for cell_index in tqdm(steered.tolist(), desc="steering", unit="cell", disable=not progress):
+        for cell_index in tracked(steered.tolist(), "steering", progress):
             _steer_cell(runner, cells[cell_index], cell_index, selected, alphas, early, late, origin, batch_size,
                         active, accumulator)
     results, cell_rows = _results(switch, alphas, accumulator, top_genes, gene_names, SPREADS[spread])

@@ -19,6 +19,7 @@ from atlas.errors import AtlasError
 from atlas.experiments.features import FeatureRef, FeatureSet, parse_feature, parse_feature_set
 from atlas.experiments.results import run_record, save_tables
 from atlas.experiments.selection import select_sets
+from atlas.progress import StageProgress
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,8 @@ def choose_sets(saes_dir: Path, explicit: Sequence[str], selections: Sequence[st
 def run_ablation(model_dir: Path, saes_dir: Path, cells: CellSource, out_dir: Path, sets: Sequence[FeatureSet], *,
                  target_layer: int | None = None, batch_size: int = 64, min_effect: float = 0.5,
                  min_consistency: float = 0.7, tolerance: float | None = None, definition: str = "study",
-                 active: str = "topk", device: str = "auto", run_id: str | None = None, progress: bool = False
-                 ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+                 active: str = "topk", device: str = "auto", run_id: str | None = None,
+                 progress: StageProgress | None = None) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
     """Ablate ``sets`` on the cells and write the results directory; returns the Run record and the tables.
 
     The definitions used (``definition``, ``active``) and the cell choice are recorded in the Run's thresholds."""
@@ -212,7 +213,7 @@ def run_steering(model_dir: Path, saes_dir: Path, cells: CellSource, out_dir: Pa
                  spread: str = "population", active: str = "topk", switch_threshold: float = 0.8,
                  max_features: int = 10, top_genes: int = 20, gene_name_dictionary: Path | None = None,
                  centered: bool = False, batch_size: int = 32, device: str = "auto", run_id: str | None = None,
-                 progress: bool = False) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+                 progress: StageProgress | None = None) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
     """Steer switch features (or ``features``) at every alpha and write the results directory; the protocol
     (pseudotime, groups, steered cells, spread, active rule, cell choice) is recorded in the Run's thresholds."""
     from atlas.experiments.steering import steer

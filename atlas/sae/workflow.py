@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-
-from tqdm import tqdm
 
 from atlas.catalog import write_layer_catalog
 from atlas.cells import load_cells, load_dictionary, special_token_ids, token_gene_names
 from atlas.errors import AtlasError
 from atlas.model import load_model, n_layers, resolve_device
+from atlas.ranges import parse_ranges
 from atlas.sae.biosae import write_sae
 from atlas.sae.train import DEFAULT_SPECIAL_TOKENS, TrainedLayer, TrainingConfig, train_layers
 
@@ -19,35 +18,11 @@ def parse_layers(text: str, layer_count: int) -> list[int]:
     """``all`` or a comma list of layer numbers and ranges (``0,5,11``, ``0-5``) within ``0..layer_count-1``."""
     if text.strip() == "all":
         return list(range(layer_count))
-    layers: set[int] = set()
-    try:
-        for part in text.split(","):
-            first, _, last = part.strip().partition("-")
-            layers.update(range(int(first), int(last or first) + 1))
-    except ValueError:
-        raise AtlasError(f"layers {text!r}: expected 'all', numbers and ranges like 0,5,11 or 0-5") from None
-    bad = sorted(layer for layer in layers if not 0 <= layer < layer_count)
-    if bad or not layers:
-        raise AtlasError(f"layers {bad or text!r} not in 0..{layer_count - 1}")
-    return sorted(layers)
-
-
-class _StageBars:
-    """One tqdm bar per training stage, fed by ``train_layers``'s progress callback."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bars: dict[str, tqdm] = {}
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        bar = self.bars.get(stage)
-        if bar is None:
-            bar = self.bars[stage] = tqdm(total=total, desc=stage, unit="step", leave=False)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
+    layers = parse_ranges(text, "layers")
+    bad = [layer for layer in layers if not 0 <= layer < layer_count]
+    if bad:
+        raise AtlasError(f"layers {bad} not in 0..{layer_count - 1}")
+    return layers
 
 
 def write_trained_layers(out_dir: str | Path, trained: Sequence[TrainedLayer]) -> list[dict]:
@@ -75,9 +50,12 @@ def train_sae_atlas(
     n_cells: int | None = None,
     max_length: int = 2048,
     device: str = "auto",
-    show_progress: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> list[dict]:
-    """Load the model and cells, train an SAE per layer, write the atlas layout; returns one row per layer."""
+    """Load the model and cells, train an SAE per layer, write the atlas layout; returns one row per layer.
+
+    ``progress(stage, done, total)`` is called as each training stage advances.
+    """
     torch_device = resolve_device(device)
     model = load_model(model_dir, torch_device)
     wanted = parse_layers(layers, n_layers(model)) if isinstance(layers, str) else list(layers)
@@ -88,5 +66,5 @@ def train_sae_atlas(
     trained = train_layers(
         model, cells.input_ids, wanted, token_gene_names(tokens, names) if tokens else {}, config,
         special_tokens=special_token_ids(tokens) if tokens else DEFAULT_SPECIAL_TOKENS, device=torch_device,
-        progress=_StageBars(show_progress))
+        progress=progress)
     return write_trained_layers(out_dir, trained)

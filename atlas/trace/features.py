@@ -10,6 +10,7 @@ import torch
 
 from atlas.catalog import CatalogFeature, LayerCatalog
 from atlas.errors import AtlasError
+from atlas.ranges import parse_ranges
 from atlas.trace.engine import clean_pass
 from atlas.trace.setup import TraceSetup
 
@@ -59,20 +60,6 @@ def selective_baseline(catalog: LayerCatalog, top_n: int, min_genes: int = 10, m
     return np.asarray(sorted(f.index for f in ranked), dtype=np.int64)
 
 
-def parse_feature_list(text: str) -> np.ndarray:
-    """``"3,7,10-12"`` -> [3, 7, 10, 11, 12]."""
-    features: list[int] = []
-    try:
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            first, _, last = part.partition("-")
-            features.extend(range(int(first), int(last or first) + 1))
-    except ValueError as error:
-        raise AtlasError(f"feature list {text!r}: use comma-separated indices and ranges like 3,7,10-12") from error
-    if not features:
-        raise AtlasError("the feature list is empty")
-    return np.unique(np.asarray(features, dtype=np.int64))
-
-
 def select_source_features(spec: str, setup: TraceSetup, catalog: LayerCatalog | None, cells: list[np.ndarray],
                            min_frequency: float = DEFAULT_MIN_FREQUENCY, frequency_source: str = "auto",
                            min_top_genes: int = 10) -> tuple[np.ndarray, dict]:
@@ -104,5 +91,5 @@ def select_source_features(spec: str, setup: TraceSetup, catalog: LayerCatalog |
             raise AtlasError(f"{spec!r}: use selective:N with N a number") from error
         return selective_baseline(catalog, top_n, min_top_genes), {"method": "selective", "top_n": top_n,
                                                                    "min_top_genes": min_top_genes}
-    features = setup.check_features(parse_feature_list(spec))
+    features = setup.check_features(np.asarray(parse_ranges(spec, "features"), dtype=np.int64))
     return features, {"method": "list"}

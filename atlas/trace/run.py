@@ -29,7 +29,6 @@ import torch
 from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save as save_safetensors
 
-from atlas import __version__
 from atlas.cells import Cells, load_cells
 from atlas.errors import AtlasError
 from atlas.model import load_model, model_name, resolve_device, resolve_dtype
@@ -43,11 +42,13 @@ from atlas.runformat import (
     write_shard,
 )
 from atlas.sae.biosae import ACTIVATION_MEAN, CHECKPOINT, find_layer_dirs, load_sae_set
+from atlas.stats import benjamini_hochberg
 from atlas.trace.engine import trace_cells
 from atlas.trace.memory import BatchChoice, choose_batch_size
 from atlas.trace.plan import Unit, make_plan, units_from_dicts
 from atlas.trace.setup import GENEFORMER_NON_GENE_TOKENS, TraceSetup
-from atlas.trace.stats import Thresholds, WelfordState, benjamini_hochberg, layer_statistics, significant
+from atlas.trace.stats import Thresholds, WelfordState, layer_statistics, significant
+from atlas.version import __version__
 
 STATES = "states"
 SUMMARY_SCHEMA = pa.schema([("run_id", pa.string()), ("source_layer", pa.int16()), ("source_feature", pa.int32()),

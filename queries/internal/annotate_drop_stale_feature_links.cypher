@@ -1,5 +1,5 @@
 // purpose: Remove the TOP_GENE and ENRICHED_IN links of catalog features that their new catalog no longer lists.
-// param rows: list — maps {uid: feature uid, genes: gene ids of its top genes, terms: term ids it is enriched in}
+// param rows: map[] — {uid: feature uid, genes: gene ids of its top genes, terms: term ids it is enriched in}
 // returns: nothing
 UNWIND $rows AS row
 MATCH (feature:Feature {uid: row.uid})

@@ -1,5 +1,5 @@
 // purpose: Link features to the terms their top genes are enriched in (adjusted p, odds ratio, overlap).
-// param rows: list — maps {source: feature uid, target: term id, p_adj, odds_ratio, n_overlap}
+// param rows: map[] — {source: feature uid, target: term id, p_adj, odds_ratio, n_overlap}
 // returns: nothing
 UNWIND $rows AS row
 MATCH (feature:Feature {uid: row.source})

@@ -1,5 +1,5 @@
 // purpose: Create or update Feature nodes from an SAE catalog: activation frequency, annotated flag and label.
-// param rows: list — maps {uid, model, sae, layer, index, activation_freq, annotated, label}
+// param rows: map[] — {uid, model, sae, layer, index, activation_freq, annotated, label}
 // returns: nothing
 UNWIND $rows AS row
 MERGE (feature:Feature {uid: row.uid})

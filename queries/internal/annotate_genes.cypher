@@ -1,5 +1,5 @@
 // purpose: Create Gene nodes by id (upper-cased symbol or Ensembl id); an existing gene keeps its symbol.
-// param rows: list — maps {id, symbol}
+// param rows: map[] — {id, symbol}
 // returns: nothing
 UNWIND $rows AS row
 MERGE (gene:Gene {id: row.id})

@@ -1,5 +1,5 @@
 // purpose: Link genes to the gene sets (terms) that list them.
-// param rows: list — maps {source: gene id, target: term id}
+// param rows: map[] — {source: gene id, target: term id}
 // returns: nothing
 UNWIND $rows AS row
 MATCH (gene:Gene {id: row.source})

@@ -1,5 +1,5 @@
 // purpose: Create or update Term nodes (id source:name); a description is kept when a later source has none.
-// param rows: list — maps {id, name, source, description}
+// param rows: map[] — {id, name, source, description}
 // returns: nothing
 UNWIND $rows AS row
 MERGE (term:Term {id: row.id})

@@ -1,5 +1,5 @@
 // purpose: Link features to their top genes with rank (1 = strongest) and weight (mean activation on the gene).
-// param rows: list — maps {source: feature uid, target: gene id, rank, weight}
+// param rows: map[] — {source: feature uid, target: gene id, rank, weight}
 // returns: nothing
 UNWIND $rows AS row
 MATCH (feature:Feature {uid: row.source})

@@ -4,10 +4,16 @@
 //   writes nothing (a retry after a commit whose answer was lost never duplicates edges)
 // param run: str — the run id
 // param key: int — the shard's key (loaders.schema.shard_key), stored on every edge for the visibility fence
-// param source: list — elementId of each edge's source Feature (resolved once per load: no index seek per edge)
-// param target: list — elementId of each edge's target Feature
-// param d: list — one value per edge, as are mean, std, consistency, n, p, q (null: no property); sign is derived
+// param source: str[] — elementId of each edge's source Feature (resolved once per load: no index seek per edge)
+// param target: str[] — elementId of each edge's target Feature
+// param d: float[] — Cohen's d, one value per edge (null: no property), as in every column below; sign is derived
 //   here from mean by the rule of loaders.runs.edge_signs (not sent: 1.39M strings fewer per reference run)
+// param mean: float[] — mean change of the target feature
+// param std: float[] — its sample standard deviation
+// param consistency: float[] — consistency of the change's sign
+// param n: int[] — cells observed
+// param p: float[] — t-test p-value
+// param q: float[] — Benjamini-Hochberg q-value (null before finalisation)
 // returns: written (edges created); no row when the fence turned the batch away
 MATCH (mark:ShardLoad {id: $mark})
 WHERE mark.offset = $offset

@@ -1,5 +1,5 @@
 // purpose: Create the Feature nodes a batch of edges or a catalog needs; existing features keep their properties.
-// param features: list — maps {uid, model, sae, layer, index}
+// param features: map[] — {uid, model, sae, layer, index}
 // returns: nothing
 UNWIND $features AS row
 MERGE (feature:Feature {uid: row.uid})

@@ -3,9 +3,9 @@
 // param mark: str — id of the shard's ShardLoad mark
 // param shard: str — shard file name
 // param rows: int — edges in the shard (the mark's write offset must have reached it)
-// param order: list — the run's complete shard files in manifest order (Run.shards keeps this order whichever
+// param order: str[] — the run's complete shard files in manifest order (Run.shards keeps this order whichever
 //   shard finishes first)
-// param checksums: list — their checksums, in the same order
+// param checksums: str[] — their checksums, in the same order
 // returns: nothing
 MATCH (mark:ShardLoad {id: $mark})
 WHERE mark.offset = $rows

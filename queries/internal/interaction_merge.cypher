@@ -1,5 +1,5 @@
 // purpose: Create or update Interaction nodes (one per ablated feature set) with their member features; idempotent.
-// param rows: list — {id, properties (map), members: [{uid, model, sae, layer, index, position}]}
+// param rows: map[] — {id, properties (map), members: [{uid, model, sae, layer, index, position}]}
 // returns: interactions
 UNWIND $rows AS row
 MERGE (i:Interaction {id: row.id})

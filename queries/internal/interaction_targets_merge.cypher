@@ -1,5 +1,5 @@
 // purpose: Link Interaction nodes to the target features they change, with the per-target statistics; idempotent.
-// param rows: list — {interaction, uid, model, sae, layer, index, properties (map: run, full_d, redundancy, ...)}
+// param rows: map[] — {interaction, uid, model, sae, layer, index, properties (map: run, full_d, redundancy, ...)}
 // returns: links
 UNWIND $rows AS row
 MATCH (i:Interaction {id: row.interaction})

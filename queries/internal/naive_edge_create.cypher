@@ -1,6 +1,6 @@
 // purpose: Benchmark baseline only: create AFFECTS edges with no exactly-once bookkeeping (one per call, naively).
 // param run: str — the run id
-// param rows: list — [source uid, target uid, d, mean, std, consistency, n, p, q, sign] per edge
+// param rows: list[] — [source uid, target uid, d, mean, std, consistency, n, p, q, sign] per edge
 // returns: nothing
 UNWIND $rows AS row
 MATCH (source:Feature {uid: row[0]})

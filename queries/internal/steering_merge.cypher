@@ -1,5 +1,5 @@
 // purpose: Create or update Steering nodes (one per feature and alpha) linked to their feature; idempotent.
-// param rows: list — {id, uid, model, sae, layer, index, run, properties (map: alpha, mean_ds, ...)}
+// param rows: map[] — {id, uid, model, sae, layer, index, run, properties (map: alpha, mean_ds, ...)}
 // returns: steerings
 UNWIND $rows AS row
 MERGE (s:Steering {id: row.id})

@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from atlas.cli import cli
 from atlas.db.connection import Graph
 from benchmarks.synthetic import make_synthetic_run
 from loaders.online import run_state
-from tests.tiny import build_tiny_atlas, save_tiny_bert, save_tiny_cells, tiny_bert, tiny_cells
 
 
 @pytest.fixture(scope="session")
@@ -41,17 +39,11 @@ def loaded_shards(graph: Graph, run_id: str) -> list[str] | None:
 
 
 @pytest.fixture(scope="session")
-def tiny_trace_inputs(tmp_path_factory) -> Path:
-    """A tiny model (d=32, 4 layers), SAEs of layers 1-3, 12 tokenized cells and a planned run ``plan``."""
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("tiny-trace")
-    cells = tiny_cells(4, 12)
-    save_tiny_bert(root / "model", seed=4)
-    build_tiny_atlas(root / "saes", tiny_bert(4), cells, layers=[1, 2, 3], steps=10, seed=4)
-    save_tiny_cells(root / "cells", cells)
-    result = CliRunner().invoke(cli, ["trace", "plan", "--model", str(root / "model"), "--saes", str(root / "saes"),
-                                      "--cells", str(root / "cells"), "--source-layer", "1",
-                                      "--features-per-shard", "64", "--out", str(root / "plan"), "--json"],
-                                catch_exceptions=False)
+def tiny_trace_inputs(tiny_inputs) -> Path:
+    """The tiny inputs (tests/conftest.py) with a planned run ``plan`` (source layer 1)."""
+    result = CliRunner().invoke(cli, ["trace", "plan", "--model", str(tiny_inputs / "model"), "--saes",
+                                      str(tiny_inputs / "saes"), "--cells", str(tiny_inputs / "cells"),
+                                      "--source-layer", "1", "--features-per-shard", "64", "--out",
+                                      str(tiny_inputs / "plan"), "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return root
+    return tiny_inputs

@@ -10,32 +10,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-ATLAS = [sys.executable, "-c", "from atlas.cli import main; main()"]
-
-
-def atlas_env(**overrides: str | None) -> dict[str, str]:
-    """The environment of the test process (ATLAS_* of our instance) with overrides; None removes a variable."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    for key, value in overrides.items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
-    return env
-
-
-def run_atlas(*args: object, env: dict[str, str] | None = None, timeout: float = 300
-              ) -> subprocess.CompletedProcess:
-    """Run one `atlas` command to the end and capture its output."""
-    return subprocess.run([*ATLAS, *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          env=env or atlas_env())
+from tests.cli import ATLAS, atlas_env
 
 
 def visible_lines(stream: str) -> list[str]:

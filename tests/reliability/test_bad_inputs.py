@@ -292,10 +292,6 @@ def test_bad_input_is_one_line_non_zero_exit_and_no_change(name, loaded_graph, s
     assert graph_checksum(graph) == before
 
 
-def test_corpus_has_at_least_25_cases():
-    assert len(CASES) >= 25
-
-
 def test_cypher_looking_names_are_stored_verbatim_and_never_run(loaded_graph, tmp_path, capsys, monkeypatch):
     graph, before = loaded_graph
     term = "X'}) MATCH (n) DETACH DELETE n //"

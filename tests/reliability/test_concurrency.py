@@ -26,8 +26,8 @@ from atlas.runformat import read_manifest
 from benchmarks.synthetic import make_synthetic_run
 from loaders.online import ingest_run
 from loaders.schema import feature_uid
+from tests.cli import ATLAS, atlas_env
 from tests.conftest import wipe
-from tests.reliability.processes import ATLAS, atlas_env
 
 pytestmark = pytest.mark.neo4j
 READERS = 8

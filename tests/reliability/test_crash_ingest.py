@@ -21,10 +21,11 @@ from atlas.runformat import read_manifest
 from loaders.lock import load_lock
 from loaders.online import IngestReport, ingest_run, run_state, shard_marks
 from loaders.schema import AFFECTS
+from tests.cli import run_atlas
 from tests.conftest import wipe
 from tests.reliability.checksum import GraphChecksum, graph_checksum
 from tests.reliability.conftest import affects_count, loaded_shards
-from tests.reliability.processes import error_lines, kill_when, run_atlas
+from tests.reliability.processes import error_lines, kill_when
 from tests.test_loaders_offline import fresh_driver
 
 pytestmark = pytest.mark.neo4j

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from atlas.trace.run import finalize_run, merge_run, run_units
-from tests.reliability.processes import atlas_env, files_of, kill_when
+from tests.cli import atlas_env
+from tests.reliability.processes import files_of, kill_when
 
 CELLS_DONE = re.compile(r"trace:.*?\|\s*(\d+)/\d+")
 

@@ -12,10 +12,11 @@ import pytest
 
 from atlas.db import server
 from loaders.online import ingest_run, shard_marks
+from tests.cli import atlas_env, run_atlas
 from tests.conftest import wipe
 from tests.reliability.checksum import graph_checksum
 from tests.reliability.conftest import affects_count
-from tests.reliability.processes import atlas_env, error_lines, kill_when, run_atlas
+from tests.reliability.processes import error_lines, kill_when
 
 pytestmark = pytest.mark.neo4j
 

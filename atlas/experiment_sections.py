@@ -1,22 +1,17 @@
 """Report sections of the experiments (``atlas report``): combinatorial ablation and steering, read from the graph.
 
 A report is scoped to trace runs; the experiments shown are those on the same model and SAE set. The builders
-follow :mod:`atlas.report`'s extension point (``register_section``): they return ``None`` when the graph holds
-no such results, and never import torch.
+return ``None`` when the graph holds no such results, and never import torch.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pandas as pd
 
 import queries
-from atlas.experiments.plots import fraction_positive_figure, redundancy_figure
+from atlas.experiment_plots import fraction_positive_figure, redundancy_figure
 from atlas.experiments.summaries import layer_summary, order_overview
-
-if TYPE_CHECKING:
-    from atlas.report import ReportContext, Section
+from atlas.report_section import ReportContext, Section
 
 
 def _experiment_runs(context: ReportContext, kind: str) -> list[str]:
@@ -34,8 +29,6 @@ def _orders(sets: pd.DataFrame) -> pd.DataFrame:
 
 def ablation_section(context: ReportContext) -> Section | None:
     """Redundancy, interaction and additivity classes of the ablated feature sets."""
-    from atlas.report import Section
-
     runs = _experiment_runs(context, "ablation")
     if not runs:
         return None
@@ -66,8 +59,6 @@ def ablation_section(context: ReportContext) -> Section | None:
 
 def steering_section(context: ReportContext) -> Section | None:
     """Where steered features push cells along pseudotime, per feature and alpha and per layer."""
-    from atlas.report import Section
-
     runs = _experiment_runs(context, "steering")
     if not runs:
         return None

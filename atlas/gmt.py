@@ -1,7 +1,7 @@
 """GMT gene-set files (MSigDB, Enrichr, GO exports): one set per line, ``NAME<TAB>DESCRIPTION<TAB>GENE<TAB>...``.
 
-Pure Python (no torch, no driver), so enrichment code and the loaders share one parser. Malformed lines raise an
-AtlasError naming the file and the line number. Blank lines are skipped; empty trailing fields are ignored;
+Pure Python (no torch, no driver): the one parser of the enrichment and the annotation loaders. Malformed lines
+raise an AtlasError naming the file and the line number. Blank lines are skipped; empty trailing fields are ignored;
 Enrichr's weighted genes (``TP53,1.0``) keep the gene name only; ``.gmt.gz`` files are read transparently.
 """
 

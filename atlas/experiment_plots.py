@@ -5,12 +5,8 @@ Like :mod:`atlas.plots`, they only draw the tables an experiment returned, on a 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 from matplotlib.figure import Figure
-
-from atlas.errors import AtlasError
 
 
 def redundancy_figure(orders: pd.DataFrame) -> Figure:
@@ -45,13 +41,3 @@ def fraction_positive_figure(layers: pd.DataFrame) -> Figure:
     axis.set_title("Steering directionality by layer")
     axis.legend()
     return figure
-
-
-def save_figure(figure: Figure, path: Path) -> Path:
-    """Save a figure as PNG or SVG (chosen by the suffix)."""
-    path = Path(path)
-    if path.suffix.lower() not in (".png", ".svg"):
-        raise AtlasError(f"{path}: --plot must end in .png or .svg")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    return path
