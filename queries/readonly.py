@@ -75,11 +75,21 @@ READ_FUNCTIONS = frozenset({
     "gds.similarity.overlap", "gds.similarity.pearson",
 })
 
+# What the planner writes into expressions besides functions: its own operations (degree look-ups, trail checks) and
+# a few of its internal values spelled out as Scala case classes (properties() over cached properties). None can be
+# called from Cypher; they are listed so that nothing unknown passes.
+PLANNER_NOTATION = frozenset({
+    "getDegree", "hasDegree", "hasDegreeGreaterThan", "hasDegreeGreaterThanOrEqual", "hasDegreeLessThan",
+    "hasDegreeLessThanOrEqual", "isRepeatTrailUnique", "assertIsNode", "CoerceToPredicate",
+    "PropertiesUsingCachedProperties", "Variable", "HashSet", "Set", "CachedProperty", "PropertyKeyName",
+})
+
 # In the planner's rendering of expressions: names quoted with backticks and string literals are not calls.
 _QUOTED = re.compile(r"`(?:[^`]|``)*`|'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"")
 _CALL = re.compile(r"(?<![\w.$`])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\(")
-# An index operator's details start with the index, "n:Feature(uid)" or "[r:AFFECTS(shard)]": not a call.
-_INDEX = re.compile(r"^[^(]*?INDEX\s+[^:]*:\s*\w+\s*\([\w\s,]*\)")
+# An index operator names its indexes as "UNIQUE n:Feature(uid)" or "RANGE INDEX (a)-[r:AFFECTS(shard)]->(b)":
+# not calls. (Only an undotted name can match, and Neo4j admits no plugin function outside a namespace.)
+_INDEX = re.compile(r"(?:^|, )[A-Z ]*(?:\(\w+\)<?-\[)?\w+:\w+\(")
 _PREFIX = re.compile(r"(?:\s|//[^\n]*|/\*.*?\*/)*(\w*)", re.DOTALL)
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
@@ -140,9 +150,9 @@ def check_read_only(graph: Graph, statement: str, parameters: Mapping[str, Any] 
                 raise _refusal(f"procedure {procedure} is not one of the read-only procedures")
             details = details.partition("(")[2]
         if "Index" in name:
-            details = _INDEX.sub("", details, count=1)
+            details = _INDEX.sub(" (", details)
         for function in _CALL.findall(_QUOTED.sub(" ", details)):
-            if function.lower() not in built_in and function not in READ_FUNCTIONS:
+            if function.lower() not in built_in and function not in READ_FUNCTIONS | PLANNER_NOTATION:
                 raise _refusal(f"function {function} is not one of the read-only functions")
     if summary.query_type != "r":
         kinds = {"w": "writes", "rw": "reads and writes", "s": "changes the schema or the system"}
@@ -176,8 +186,8 @@ def _statement_errors(graph: Graph, timeout: float) -> Iterator[None]:
                              "statement too deeply nested for it") from error
         except Neo4jError as error:
             code = error.code or ""
-            if isinstance(error, AuthError) or ".Security." in code or "DatabaseNotFound" in code:
-                raise  # connection problems: translate_errors names them
+            if isinstance(error, AuthError) or ".Security." in code:
+                raise  # credentials: translate_errors names them
             if "AccessMode" in code:
                 raise _refusal("the server rejected a write in a read transaction") from error
             if "TransactionTimedOut" in code:
