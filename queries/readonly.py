@@ -186,8 +186,9 @@ def _statement_errors(graph: Graph, timeout: float) -> Iterator[None]:
                              "statement too deeply nested for it") from error
         except Neo4jError as error:
             code = error.code or ""
-            if isinstance(error, AuthError) or ".Security." in code:
-                raise  # credentials: translate_errors names them
+            if isinstance(error, AuthError) or ".Security." in code or (
+                    "DatabaseNotFound" in code and graph.database in (error.message or "")):
+                raise  # credentials or NEO4J_DATABASE: translate_errors names them
             if "AccessMode" in code:
                 raise _refusal("the server rejected a write in a read transaction") from error
             if "TransactionTimedOut" in code:

@@ -28,10 +28,11 @@ T = TypeVar("T")
 # stderr. A retried statement either succeeds or fails once as a one-line AtlasError, so the driver stays quiet.
 logging.getLogger("neo4j").addHandler(logging.NullHandler())
 BOLT_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
-# The client never waits without a deadline: connecting (TCP and Bolt handshake) and retrying have one here, a
-# statement has its transaction timeout, and a server that stops answering is cut off by the read timeout the
-# server announces (twice its Bolt keep-alive; 20 s on the managed server).
+# The client never waits without a deadline: connecting (TCP), getting a connection (Bolt handshake and login
+# included) and retrying have one here, a statement has its transaction timeout, and a server that stops answering
+# is cut off by the read timeout the server announces (twice its Bolt keep-alive; 20 s on the managed server).
 CONNECTION_TIMEOUT = 15.0
+ACQUISITION_TIMEOUT = 30.0
 MAX_RETRY_TIME = 30.0
 
 
@@ -50,7 +51,8 @@ class ConnectionSettings:
         """``NEO4J_URI``/``NEO4J_USER``/``NEO4J_PASSWORD``/``NEO4J_DATABASE``; without a URI, the managed server."""
         database = os.environ.get("NEO4J_DATABASE", "neo4j")
         if os.environ.get("NEO4J_URI"):
-            scheme = os.environ["NEO4J_URI"].partition("://")[0].lower()
+            scheme, separator, _ = os.environ["NEO4J_URI"].partition("://")
+            scheme = scheme.lower() if separator else ""
             if scheme not in BOLT_SCHEMES:
                 raise AtlasError(f"NEO4J_URI must start with {', '.join(name + '://' for name in BOLT_SCHEMES)} "
                                  f"(the Bolt port, e.g. bolt://localhost:7687), not {scheme or 'no scheme'}://")
@@ -165,6 +167,7 @@ def connect(settings: ConnectionSettings | None = None) -> Graph:
     try:
         driver = GraphDatabase.driver(settings.uri, auth=(settings.user, settings.password),
                                       connection_timeout=CONNECTION_TIMEOUT,
+                                      connection_acquisition_timeout=ACQUISITION_TIMEOUT,
                                       max_transaction_retry_time=MAX_RETRY_TIME)
     except (ConfigurationError, ValueError) as error:
         # The driver's message may quote the URI, credentials included: name the rule instead.

@@ -54,6 +54,7 @@ CORPUS = [
         "MATCH (n:Feature) SET n:Pwned RETURN count(n)", "MATCH (n:Feature) /* harmless */ SET n.x = 1",
         "MATCH (n:Feature) FOREACH (x IN [1] | SET n.x = x)", "MATCH (n:Feature) SET n += {pwned: 1} RETURN 1",
         "UNWIND range(1, 3) AS i CREATE (:Pwned {i: i})", "MATCH ()-[r:AFFECTS]->() WITH r LIMIT 1 DELETE r",
+        "MATCH (n:Feature) REMOVE n:Feature RETURN count(n)",
     ),
     *_attempts(
         "schema changes",
