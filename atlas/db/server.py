@@ -168,7 +168,7 @@ def _write_conf(config: ServerConfig, artifacts: Artifacts) -> None:
         "dbms.usage_report.enabled=false\n"
         "db.tx_log.rotation.retention_policy=2 files\n"
         # Guards for statements nobody bounded (the Neo4j Browser, a notebook): the read path sets a tighter
-        # per-transaction timeout itself; an hour is above the longest load or delete transaction we run.
+        # per-transaction timeout itself; an hour stops a runaway while leaving batched loads and deletes alone.
         "db.transaction.timeout=1h\n"
         f"db.memory.transaction.max={transaction_memory(config.heap)}\n"
         # Drivers take twice the keep-alive as their read timeout: a server that stops answering is noticed in
