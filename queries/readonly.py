@@ -84,7 +84,8 @@ PLANNER_NOTATION = frozenset({
     "PropertiesUsingCachedProperties", "Variable", "HashSet", "Set", "CachedProperty", "PropertyKeyName",
 })
 
-# In the planner's rendering of expressions: names quoted with backticks and string literals are not calls.
+# In the planner's rendering of expressions, string literals are no calls, and a name in backticks stands for one
+# name: an alias like `gds.graph.drop(` is no call, a function whose name needs backticks is an unknown one.
 _QUOTED = re.compile(r"`(?:[^`]|``)*`|'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"")
 _CALL = re.compile(r"(?<![\w.$`])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\(")
 # An index operator names its indexes as "UNIQUE n:Feature(uid)" or "RANGE INDEX (a)-[r:AFFECTS(shard)]->(b)":
@@ -137,6 +138,8 @@ def check_read_only(graph: Graph, statement: str, parameters: Mapping[str, Any] 
     if prefix in ("CYPHER", "EXPLAIN", "PROFILE"):
         raise _refusal(f"a {prefix} prefix is not accepted (the read path plans and runs the statement itself)")
     summary = _plan(graph, statement, parameters, timeout)
+    if not summary.plan:
+        raise _refusal("the server gave no plan for this statement")
     built_in = _built_in_functions(graph)
     for operator, details in _operators(summary.plan):
         name, _, database = operator.partition("@")
@@ -149,9 +152,10 @@ def check_read_only(graph: Graph, statement: str, parameters: Mapping[str, Any] 
             if procedure not in READ_PROCEDURES:
                 raise _refusal(f"procedure {procedure} is not one of the read-only procedures")
             details = details.partition("(")[2]
+        details = _QUOTED.sub(lambda quoted: "quoted_name" if quoted.group().startswith("`") else " ", details)
         if "Index" in name:
             details = _INDEX.sub(" (", details)
-        for function in _CALL.findall(_QUOTED.sub(" ", details)):
+        for function in _CALL.findall(details):
             if function.lower() not in built_in and function not in READ_FUNCTIONS | PLANNER_NOTATION:
                 raise _refusal(f"function {function} is not one of the read-only functions")
     if summary.query_type != "r":
