@@ -1,35 +1,99 @@
 """Run Cypher read-only: the path behind `atlas query` and `atlas cypher`.
 
-Two independent guards refuse a write. Before anything runs, the server plans the statement (``EXPLAIN``) and must
-classify it as read-only (query type ``r``); clauses and procedures that read-only planning lets through but that
-change state or reach outside the database (``LOAD CSV``, GDS catalog changes, non-READ procedures) are refused by
-name. Then the statement runs in a managed *read* transaction, where the server itself rejects any write.
+Read-only is decided by what the server will run, not by how the statement is written. The server plans the
+statement (``EXPLAIN``); every operator of that plan must be a read operator of :data:`READ_OPERATORS`, on the
+connected database; every procedure it calls and every function in its expressions must be a built-in function or
+one of the read-only ones listed here, matched on the names the planner resolved (spaces, comments and backticks of
+the text are gone by then). Admin commands, ``LOAD CSV``, ``CALL { } IN TRANSACTIONS``, writes, schema changes and
+every GDS procedure that projects, mutates, writes, exports or generates have no place on the lists: GDS work goes
+through ``atlas gds``. Then the statement runs in a managed *read* transaction with a timeout, where the server itself
+rejects any write.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import neo4j
-from neo4j.exceptions import ClientError, CypherSyntaxError
+from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable, SessionExpired
 from neo4j.graph import Node, Path, Relationship
 
 from atlas.db.connection import Graph, translate_errors
 from atlas.errors import AtlasError
 from atlas.plain import plain as strict_plain
 
-# Procedure suffixes that only read: GDS streams, statistics, estimates and catalog listings.
-_READ_ONLY_GDS = ("stream", "stats", "estimate", "list", "exists", "version")
-_FORBIDDEN_CLAUSES = re.compile(
-    r"(?<![.:$\w])(LOAD\s+CSV|CREATE|MERGE|SET|DELETE|REMOVE|DROP|FOREACH|TERMINATE|GRANT|DENY|REVOKE|ALTER|RENAME)\b",
-    re.IGNORECASE,
-)
-_PROCEDURE = re.compile(r"\b([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)+)\s*\(")
-_ALIAS = re.compile(r"\bAS\s+[A-Za-z_]\w*", re.IGNORECASE)
-_STRINGS_AND_COMMENTS = re.compile(r"'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"|`[^`]*`|//[^\n]*|/\*.*?\*/", re.DOTALL)
+DEFAULT_TIMEOUT = 60.0  # seconds; `--timeout` raises it for a statement known to be long
+
+# Operators that only read, as the planner names them (the part before any "(All)"/"(Into)" mode). Anything else
+# (writes, LoadCSV, TransactionApply/TransactionForeach, Show*/Terminate*, AdministrationCommand, ...) is refused.
+READ_OPERATORS = frozenset({
+    "ProduceResults", "EmptyResult", "EmptyRow", "Argument", "ArgumentTracker", "Projection", "Filter", "Limit",
+    "ExhaustiveLimit", "Skip", "Sort", "PartialSort", "Top", "PartialTop", "Distinct", "OrderedDistinct",
+    "EagerAggregation", "OrderedAggregation", "NodeCountFromCountStore", "RelationshipCountFromCountStore", "Unwind",
+    "Eager", "CacheProperties", "Optional", "Anti", "Union", "OrderedUnion", "CartesianProduct", "NodeHashJoin",
+    "ValueHashJoin", "NodeLeftOuterHashJoin", "NodeRightOuterHashJoin", "Apply", "SemiApply", "AntiSemiApply",
+    "LetSemiApply", "LetAntiSemiApply", "SelectOrSemiApply", "SelectOrAntiSemiApply", "LetSelectOrSemiApply",
+    "LetSelectOrAntiSemiApply", "ConditionalApply", "AntiConditionalApply", "RollUpApply", "TriadicSelection",
+    "TriadicBuild", "TriadicFilter", "ProjectEndpoints", "NullifyMetadata", "ProcedureCall",
+    "AllNodesScan", "NodeByLabelScan", "IntersectionNodeByLabelsScan", "UnionNodeByLabelsScan",
+    "SubtractionNodeByLabelsScan", "NodeByIdSeek", "NodeByElementIdSeek", "NodeIndexScan", "NodeIndexSeek",
+    "NodeUniqueIndexSeek", "NodeIndexSeekByRange", "NodeUniqueIndexSeekByRange", "NodeIndexContainsScan",
+    "NodeIndexEndsWithScan", "MultiNodeIndexSeek", "AssertingMultiNodeIndexSeek",
+    "DirectedAllRelationshipsScan", "UndirectedAllRelationshipsScan", "DirectedRelationshipTypeScan",
+    "UndirectedRelationshipTypeScan", "DirectedUnionRelationshipTypesScan", "UndirectedUnionRelationshipTypesScan",
+    "DirectedRelationshipByIdSeek", "UndirectedRelationshipByIdSeek", "DirectedRelationshipByElementIdSeek",
+    "UndirectedRelationshipByElementIdSeek", "DirectedRelationshipIndexScan", "UndirectedRelationshipIndexScan",
+    "DirectedRelationshipIndexSeek", "UndirectedRelationshipIndexSeek", "DirectedRelationshipIndexSeekByRange",
+    "UndirectedRelationshipIndexSeekByRange", "DirectedRelationshipIndexContainsScan",
+    "UndirectedRelationshipIndexContainsScan", "DirectedRelationshipIndexEndsWithScan",
+    "UndirectedRelationshipIndexEndsWithScan", "DirectedRelationshipUniqueIndexSeek",
+    "UndirectedRelationshipUniqueIndexSeek", "DirectedRelationshipUniqueIndexSeekByRange",
+    "UndirectedRelationshipUniqueIndexSeekByRange",
+    "Expand", "OptionalExpand", "VarLengthExpand", "BFSPruningVarExpand", "ShortestPath", "StatefulShortestPath",
+    "Repeat", "Trail",
+})
+# Procedures that read and return, nothing else: schema and index look-ups, versions, and the GDS catalog listing
+# (analysts see the projections `atlas gds` made; listing creates, changes and estimates nothing). Not here:
+# db.stats.* / db.resample* / db.clearQueryCaches / db.awaitIndex (READ or DBMS mode, yet they change server state
+# or block), dbms.listConfig / listConnections / queryJmx (other sessions and settings), every other gds.* procedure.
+READ_PROCEDURES = frozenset({
+    "db.labels", "db.relationshipTypes", "db.propertyKeys", "db.schema.nodeTypeProperties",
+    "db.schema.relTypeProperties", "db.schema.visualization", "db.info", "db.ping",
+    "db.index.fulltext.queryNodes", "db.index.fulltext.queryRelationships", "db.index.vector.queryNodes",
+    "db.index.vector.queryRelationships", "dbms.components",
+    "gds.version", "gds.graph.list", "gds.graph.exists",
+})
+# Functions beyond Cypher's built-ins (which compute values and cannot change state): GDS helpers that only read.
+# Not here: gds.graph.project (an aggregation that creates a projection) and any other plugin function.
+READ_FUNCTIONS = frozenset({
+    "gds.version", "gds.graph.exists", "gds.util.asNode", "gds.util.asNodes", "gds.util.nodeProperty",
+    "gds.util.NaN", "gds.util.infinity", "gds.util.isFinite", "gds.util.isInfinite", "gds.similarity.cosine",
+    "gds.similarity.euclidean", "gds.similarity.euclideanDistance", "gds.similarity.jaccard",
+    "gds.similarity.overlap", "gds.similarity.pearson",
+})
+
+# What the planner writes into expressions besides functions: its own operations (degree look-ups, trail checks) and
+# a few of its internal values spelled out as Scala case classes (properties() over cached properties). None can be
+# called from Cypher; they are listed so that nothing unknown passes.
+PLANNER_NOTATION = frozenset({
+    "getDegree", "hasDegree", "hasDegreeGreaterThan", "hasDegreeGreaterThanOrEqual", "hasDegreeLessThan",
+    "hasDegreeLessThanOrEqual", "isRepeatTrailUnique", "assertIsNode", "CoerceToPredicate",
+    "PropertiesUsingCachedProperties", "Variable", "HashSet", "Set", "CachedProperty", "PropertyKeyName",
+})
+
+# In the planner's rendering of expressions, string literals are no calls, and a name in backticks stands for one
+# name: an alias like `gds.graph.drop(` is no call, a function whose name needs backticks is an unknown one.
+_QUOTED = re.compile(r"`(?:[^`]|``)*`|'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"")
+_CALL = re.compile(r"(?<![\w.$`])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\(")
+# An index operator names its indexes as "UNIQUE n:Feature(uid)" or "RANGE INDEX (a)-[r:AFFECTS(shard)]->(b)":
+# not calls. (Only an undotted name can match, and Neo4j admits no plugin function outside a namespace.)
+_INDEX = re.compile(r"(?:^|, )[A-Z ]*(?:\(\w+\)<?-\[)?\w+:\w+\(")
+_PREFIX = re.compile(r"(?:\s|//[^\n]*|/\*.*?\*/)*(\w*)", re.DOTALL)
+_INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
 @dataclass(frozen=True)
@@ -40,82 +104,147 @@ class QueryResult:
     rows: list[dict[str, Any]]
 
 
-def _code_only(statement: str) -> str:
-    """The statement with literals, quoted names, aliases and comments blanked out: keywords there do not count."""
-    return _ALIAS.sub(" AS _", _STRINGS_AND_COMMENTS.sub(" ", statement))
-
-
 def _refusal(reason: str) -> AtlasError:
     return AtlasError(f"refused: {reason}; `atlas cypher` and `atlas query` are read-only "
-                      "(writes go through `atlas ingest`, `atlas annotate` and `atlas analyze ... --write`)")
-
-
-def _procedure_modes(graph: Graph, names: set[str]) -> dict[str, str]:
-    rows = graph.read("SHOW PROCEDURES YIELD name, mode WHERE name IN $names RETURN name, mode", names=sorted(names))
-    return {row["name"]: row["mode"] for row in rows}
-
-
-# Statements found read-only, per server and database: whether a statement writes does not depend on its parameters,
-# so a process that runs the same library query many times plans it once.
-_READ_ONLY_STATEMENTS: set[tuple[str, str, str]] = set()
-
-
-def check_read_only(graph: Graph, statement: str, parameters: Mapping[str, Any] | None = None) -> None:
-    """Raise an AtlasError naming the reason when ``statement`` could change the database or its GDS catalog."""
-    key = (graph.settings.uri, graph.database, statement)
-    if key in _READ_ONLY_STATEMENTS:
-        return
-    code = _code_only(statement)
-    clause = _FORBIDDEN_CLAUSES.search(code)
-    if clause:
-        raise _refusal(f"the statement contains {' '.join(clause.group(1).split()).upper()}")
-    called = {name for name in _PROCEDURE.findall(code) if "." in name}
-    for name in sorted(called):
-        if name.lower().startswith("gds.") and name.split(".")[-1].lower() not in _READ_ONLY_GDS \
-                and not name.lower().startswith(("gds.util.", "gds.similarity.")):
-            raise _refusal(f"{name} changes the GDS catalog or writes results")
-    modes = _procedure_modes(graph, called) if called else {}
-    for name, mode in sorted(modes.items()):
-        if mode != "READ":
-            raise _refusal(f"procedure {name} runs in {mode} mode")
-    query_type = planned_query_type(graph, statement, parameters)
-    if query_type != "r":
-        kinds = {"w": "writes", "rw": "reads and writes", "s": "changes the schema"}
-        raise _refusal(f"the server plans this statement as one that {kinds.get(query_type, query_type)}")
-    _READ_ONLY_STATEMENTS.add(key)
-
-
-def planned_query_type(graph: Graph, statement: str, parameters: Mapping[str, Any] | None = None) -> str:
-    """How the server classifies a statement without running it: ``r``, ``rw``, ``w`` or ``s`` (schema)."""
-    if not re.match(r"(?i)\s*EXPLAIN\b", _code_only(statement)):
-        statement = "EXPLAIN " + re.sub(r"(?i)^\s*PROFILE\b", "", statement)
-    with translate_errors(graph.settings), graph.driver.session(
-            database=graph.database, default_access_mode=neo4j.READ_ACCESS) as session:
-        try:
-            return session.run(statement, dict(parameters or {})).consume().query_type
-        except CypherSyntaxError as error:
-            raise AtlasError(f"Cypher syntax error: {_first_line(error.message)}") from error
-
-
-def run_read_only(graph: Graph, statement: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
-    """Check that ``statement`` is read-only, then run it in a managed read transaction and return plain rows."""
-    check_read_only(graph, statement, parameters)
-
-    def work(tx: neo4j.ManagedTransaction) -> QueryResult:
-        result = tx.run(statement, dict(parameters or {}))
-        columns = list(result.keys())
-        return QueryResult(columns, [{key: plain(record[key]) for key in columns} for record in result])
-
-    try:
-        return graph.read_transaction(work)
-    except ClientError as error:
-        if error.code and "AccessMode" in error.code:
-            raise _refusal("the server rejected a write in a read transaction") from error
-        raise AtlasError(f"Cypher error: {_first_line(error.message)}") from error
+                      "(writes go through `atlas ingest`, `atlas annotate` and `atlas analyze ... --write`, "
+                      "GDS work through `atlas gds`)")
 
 
 def _first_line(message: str | None) -> str:
     return (message or "unknown error").strip().splitlines()[0]
+
+
+# Statements found read-only and the built-in function names, per server and database: whether a statement writes
+# does not depend on its parameters, so a process that runs the same library query many times plans it once.
+_READ_ONLY_STATEMENTS: set[tuple[str, str, str]] = set()
+_BUILT_IN_FUNCTIONS: dict[tuple[str, str], frozenset[str]] = {}
+
+
+def _built_in_functions(graph: Graph) -> frozenset[str]:
+    """Cypher's built-in function names, lower-case (built-ins are matched case-insensitively, plugins exactly)."""
+    key = (graph.settings.uri, graph.database)
+    if key not in _BUILT_IN_FUNCTIONS:
+        rows = graph.read("SHOW FUNCTIONS YIELD name, isBuiltIn WHERE isBuiltIn RETURN collect(name) AS names")
+        _BUILT_IN_FUNCTIONS[key] = frozenset(name.lower() for name in rows[0]["names"])
+    return _BUILT_IN_FUNCTIONS[key]
+
+
+def check_read_only(graph: Graph, statement: str, parameters: Mapping[str, Any] | None = None,
+                    timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Raise an AtlasError naming the reason unless the server's plan of ``statement`` only reads."""
+    key = (graph.settings.uri, graph.database, statement)
+    if key in _READ_ONLY_STATEMENTS:
+        return
+    prefix = _PREFIX.match(statement).group(1).upper()
+    if prefix in ("CYPHER", "EXPLAIN", "PROFILE"):
+        raise _refusal(f"a {prefix} prefix is not accepted (the read path plans and runs the statement itself)")
+    summary = _plan(graph, statement, parameters, timeout)
+    if not summary.plan:
+        raise _refusal("the server gave no plan for this statement")
+    built_in = _built_in_functions(graph)
+    for operator, details in _operators(summary.plan):
+        name, _, database = operator.partition("@")
+        if database and database != graph.database:
+            raise _refusal(f"the statement runs on database {database!r}, not {graph.database!r}")
+        if name.split("(")[0] not in READ_OPERATORS:
+            raise _refusal(f"the plan contains {name}, which is not a read operator")
+        if name == "ProcedureCall":
+            procedure = details.partition("(")[0].strip()
+            if procedure not in READ_PROCEDURES:
+                raise _refusal(f"procedure {procedure} is not one of the read-only procedures")
+            details = details.partition("(")[2]
+        details = _QUOTED.sub(lambda quoted: "quoted_name" if quoted.group().startswith("`") else " ", details)
+        if "Index" in name:
+            details = _INDEX.sub(" (", details)
+        for function in _CALL.findall(details):
+            if function.lower() not in built_in and function not in READ_FUNCTIONS | PLANNER_NOTATION:
+                raise _refusal(f"function {function} is not one of the read-only functions")
+    if summary.query_type != "r":
+        kinds = {"w": "writes", "rw": "reads and writes", "s": "changes the schema or the system"}
+        raise _refusal(f"the server plans this statement as one that {kinds.get(summary.query_type, 'writes')}")
+    _READ_ONLY_STATEMENTS.add(key)
+
+
+def _operators(plan: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """Every operator of a plan tree with the text of its expressions (details and sort order)."""
+    arguments = plan.get("args") or {}
+    yield plan["operatorType"], " ".join(str(arguments.get(name, "")) for name in ("Details", "Order"))
+    for child in plan.get("children") or []:
+        yield from _operators(child)
+
+
+def _session(graph: Graph) -> neo4j.Session:
+    # No retries: an analyst's statement fails once, clearly, instead of being replayed against a stuck server.
+    return graph.driver.session(database=graph.database, default_access_mode=neo4j.READ_ACCESS,
+                                max_transaction_retry_time=0)
+
+
+@contextmanager
+def _statement_errors(graph: Graph, timeout: float) -> Iterator[None]:
+    """Server answers about one statement as one line: a syntax error, a limit it hit, a connection it lost."""
+    with translate_errors(graph.settings):
+        try:
+            yield
+        except (ServiceUnavailable, SessionExpired) as error:
+            raise AtlasError(f"Neo4j at {graph.settings.uri} did not answer the statement (connection lost or no "
+                             "reply within the read timeout): the server may be overloaded or stopped, or the "
+                             "statement too deeply nested for it") from error
+        except Neo4jError as error:
+            code = error.code or ""
+            if isinstance(error, AuthError) or ".Security." in code or (
+                    "DatabaseNotFound" in code and graph.database in (error.message or "")):
+                raise  # credentials or NEO4J_DATABASE: translate_errors names them
+            if "AccessMode" in code:
+                raise _refusal("the server rejected a write in a read transaction") from error
+            if "TransactionTimedOut" in code:
+                raise AtlasError(f"the statement ran longer than its {timeout:g} s limit and was stopped "
+                                 "(raise it with --timeout)") from error
+            if "MemoryPoolOutOfMemoryError" in code:
+                raise AtlasError("the statement needed more memory than one transaction may use "
+                                 "(db.memory.transaction.max); return fewer or smaller rows") from error
+            kind = "Cypher syntax error" if "SyntaxError" in code else "Cypher error"
+            raise AtlasError(f"{kind}: {_first_line(error.message)}") from error
+
+
+def _plan(graph: Graph, statement: str, parameters: Mapping[str, Any] | None,
+          timeout: float) -> neo4j.ResultSummary:
+    with _statement_errors(graph, timeout), _session(graph) as session:
+        return session.run(neo4j.Query("EXPLAIN " + statement, timeout=timeout), dict(parameters or {})).consume()
+
+
+def check_parameters(parameters: Mapping[str, Any]) -> None:
+    """Raise an AtlasError naming a parameter whose integer does not fit Cypher's 64-bit integers."""
+    def fits(value: Any) -> bool:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return _INT64[0] <= value <= _INT64[1]
+        if isinstance(value, (list, tuple)):
+            return all(fits(item) for item in value)
+        if isinstance(value, Mapping):
+            return all(fits(item) for item in value.values())
+        return True
+
+    for name, value in parameters.items():
+        if not fits(value):
+            raise AtlasError(f"parameter {name} holds an integer beyond 64 bits (Cypher integers are "
+                             f"{_INT64[0]}..{_INT64[1]})")
+
+
+def run_read_only(graph: Graph, statement: str, parameters: Mapping[str, Any] | None = None,
+                  timeout: float = DEFAULT_TIMEOUT) -> QueryResult:
+    """Check that ``statement`` only reads, then run it in a managed read transaction of at most ``timeout`` seconds
+    and return plain rows."""
+    parameters = dict(parameters or {})
+    check_parameters(parameters)
+    check_read_only(graph, statement, parameters, timeout)
+
+    @neo4j.unit_of_work(timeout=timeout)
+    def work(tx: neo4j.ManagedTransaction) -> QueryResult:
+        result = tx.run(statement, parameters)
+        columns = list(result.keys())
+        return QueryResult(columns, [{key: plain(record[key]) for key in columns} for record in result])
+
+    with _statement_errors(graph, timeout), _session(graph) as session:
+        return session.execute_read(work)
 
 
 def plain(value: Any) -> Any:

@@ -174,17 +174,6 @@ def test_query_cli_names_a_missing_parameter(toy):
     assert "needs -p uid=" in done.stderr
 
 
-@pytest.mark.parametrize(("statement", "kind"), [
-    ("MATCH (f:Feature) RETURN f.uid", "r"), ("CREATE (:Feature {uid: 'x'})", "w"),
-    ("MATCH (f:Feature) SET f.x = 1 RETURN f", "rw"), ("CREATE INDEX x FOR (n:Feature) ON (n.x)", "s"),
-])
-def test_server_planning_classifies_statements_without_running_them(toy, graph, statement, kind):
-    from queries.readonly import planned_query_type
-
-    assert planned_query_type(graph, statement) == kind
-    assert graph.read("MATCH (f:Feature {uid: 'x'}) RETURN count(f) AS n")[0]["n"] == 0
-
-
 def test_the_read_transaction_alone_refuses_a_write(toy, graph, monkeypatch):
     import queries.readonly
 

@@ -20,6 +20,11 @@ def _pairs(values: tuple[str, ...]) -> dict[str, str]:
     return pairs
 
 
+def _timeout_option(function):
+    return click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+                        metavar="SECONDS", help="Stop the statement after this long (a transaction timeout).")(function)
+
+
 def _emit(result, as_json: bool, title: str | None = None) -> None:
     if as_json:
         emit_json(result.rows)
@@ -32,7 +37,8 @@ def _emit(result, as_json: bool, title: str | None = None) -> None:
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="A query parameter (repeatable).")
 @click.option("--list", "list_queries", is_flag=True, help="List the named queries with their parameters.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def query(name: str | None, params: tuple[str, ...], list_queries: bool, as_json: bool) -> None:
+@_timeout_option
+def query(name: str | None, params: tuple[str, ...], list_queries: bool, as_json: bool, timeout: float) -> None:
     """Run a named query of the Cypher library (queries/library/*.cypher), read-only.
 
     \b
@@ -41,6 +47,7 @@ def query(name: str | None, params: tuple[str, ...], list_queries: bool, as_json
       atlas query hubs -p run=L5-exhaustive -p limit=10
       atlas query feature_edges -p uid=geneformer/biosae/L05/F0898 --json
       atlas query attenuation_counts -p runs=L5-exhaustive,L5-selective
+      atlas query paths_between -p source=gf/sae/L05/F0898 -p target=gf/sae/L17/F0012 --timeout 300
     """
     import queries
 
@@ -61,7 +68,7 @@ def query(name: str | None, params: tuple[str, ...], list_queries: bool, as_json
     named = queries.get(name)
     bound = named.bind(_pairs(params))
     with connect() as graph:
-        result = run_read_only(graph, named.text, bound)
+        result = run_read_only(graph, named.text, bound, timeout)
     _emit(result, as_json)
 
 
@@ -77,8 +84,12 @@ def _json_or_text(text: str) -> object:
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
               help="A parameter; the value is read as JSON when it parses (42, [1,2], \"x\"), else as text.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def cypher(statement: str, params: tuple[str, ...], as_json: bool) -> None:
+@_timeout_option
+def cypher(statement: str, params: tuple[str, ...], as_json: bool, timeout: float) -> None:
     """Run one ad-hoc Cypher statement read-only; anything that could write is refused.
+
+    The server plans the statement first: only read operators, built-in functions and a short list of read-only
+    procedures pass (no LOAD CSV, admin commands, other databases or GDS catalog changes: use `atlas gds`).
 
     \b
     Examples:
@@ -90,5 +101,5 @@ def cypher(statement: str, params: tuple[str, ...], as_json: bool) -> None:
 
     parameters = {key: _json_or_text(text) for key, text in _pairs(params).items()}
     with connect() as graph:
-        result = run_read_only(graph, statement, parameters)
+        result = run_read_only(graph, statement, parameters, timeout)
     _emit(result, as_json)

@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from neo4j import Driver, GraphDatabase, ManagedTransaction, RoutingControl
-from neo4j.exceptions import AuthError, ClientError, ServiceUnavailable, SessionExpired
+from neo4j.exceptions import AuthError, ClientError, ConfigurationError, ServiceUnavailable, SessionExpired
 
 from atlas.errors import AtlasError
 
@@ -27,6 +27,13 @@ T = TypeVar("T")
 # The driver logs each transaction retry as a warning; without a handler, logging's last resort prints them on
 # stderr. A retried statement either succeeds or fails once as a one-line AtlasError, so the driver stays quiet.
 logging.getLogger("neo4j").addHandler(logging.NullHandler())
+BOLT_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
+# The client never waits without a deadline: connecting (TCP), getting a connection (Bolt handshake and login
+# included) and retrying have one here, a statement has its transaction timeout, and a server that stops answering
+# is cut off by the read timeout the server announces (twice its Bolt keep-alive; 20 s on the managed server).
+CONNECTION_TIMEOUT = 15.0
+ACQUISITION_TIMEOUT = 30.0
+MAX_RETRY_TIME = 30.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,11 @@ class ConnectionSettings:
         """``NEO4J_URI``/``NEO4J_USER``/``NEO4J_PASSWORD``/``NEO4J_DATABASE``; without a URI, the managed server."""
         database = os.environ.get("NEO4J_DATABASE", "neo4j")
         if os.environ.get("NEO4J_URI"):
+            scheme, separator, _ = os.environ["NEO4J_URI"].partition("://")
+            scheme = scheme.lower() if separator else ""
+            if scheme not in BOLT_SCHEMES:
+                raise AtlasError(f"NEO4J_URI must start with {', '.join(name + '://' for name in BOLT_SCHEMES)} "
+                                 f"(the Bolt port, e.g. bolt://localhost:7687), not {scheme or 'no scheme'}://")
             password = os.environ.get("NEO4J_PASSWORD")
             if not password:
                 raise AtlasError("NEO4J_URI is set but NEO4J_PASSWORD is not; export the password of that server")
@@ -137,6 +149,9 @@ def translate_errors(settings: ConnectionSettings) -> Iterator[None]:
         hint = "start it with `atlas db start`" if settings.managed else "check NEO4J_URI and that the server runs"
         raise AtlasError(f"cannot reach Neo4j at {settings.uri}: {hint}") from error
     except ClientError as error:
+        if "AuthenticationRateLimit" in (error.code or ""):
+            raise AtlasError(f"Neo4j at {settings.uri} locked user '{settings.user}' out for a few seconds after "
+                             "repeated failed logins (check NEO4J_USER / NEO4J_PASSWORD, then retry)") from error
         if error.code and "DatabaseNotFound" in error.code:
             raise AtlasError(f"database '{settings.database}' does not exist on {settings.uri} "
                              "(check NEO4J_DATABASE)") from error
@@ -149,7 +164,16 @@ def translate_errors(settings: ConnectionSettings) -> Iterator[None]:
 def connect(settings: ConnectionSettings | None = None) -> Graph:
     """Open a :class:`Graph` and check that the server answers with these credentials."""
     settings = settings or ConnectionSettings.from_env()
-    driver = GraphDatabase.driver(settings.uri, auth=(settings.user, settings.password))
+    try:
+        driver = GraphDatabase.driver(settings.uri, auth=(settings.user, settings.password),
+                                      connection_timeout=CONNECTION_TIMEOUT,
+                                      connection_acquisition_timeout=ACQUISITION_TIMEOUT,
+                                      max_transaction_retry_time=MAX_RETRY_TIME)
+    except (ConfigurationError, ValueError) as error:
+        # The driver's message may quote the URI, credentials included: name the rule instead.
+        raise AtlasError("NEO4J_URI is not a Neo4j Bolt address: use scheme://host[:port] with no "
+                         "user:password@, path, query or fragment (credentials go in NEO4J_USER / NEO4J_PASSWORD)"
+                         ) from error
     try:
         with translate_errors(settings):
             driver.verify_connectivity()

