@@ -94,11 +94,11 @@ def test_a_worker_killed_with_sigkill_resumes_to_byte_identical_files(tiny_input
     assert run_files(tmp_path / "killed") == run_files(tmp_path / "whole")
 
 
-def test_plan_records_the_active_rule_and_cell_sample_and_status_shows_them(inputs, tmp_path):
+def test_plan_records_the_active_rule_and_cell_sample_and_status_shows_them(tiny_inputs, tmp_path):
     run_dir = tmp_path / "run"
-    planned = invoke("trace", "plan", "--model", inputs / "model", "--saes", inputs / "saes", "--cells",
-                     inputs / "cells", "--source-layer", "2", "--active", "positive", "--sample", "4", "--seed", "9",
-                     "--n-cells", "3", "--out", run_dir)
+    planned = invoke("trace", "plan", "--model", tiny_inputs / "model", "--saes", tiny_inputs / "saes", "--cells",
+                     tiny_inputs / "cells", "--source-layer", "2", "--active", "positive", "--sample", "4",
+                     "--seed", "9", "--n-cells", "3", "--out", run_dir)
     assert planned["active"] == "positive" and planned["cells"] == 3
     assert planned["cell_choice"] == {"sample": 4, "seed": 9, "n_cells": 3, "normalization": None}
     assert read_manifest(run_dir).active == "positive"
