@@ -137,6 +137,14 @@ def test_a_download_that_fails_its_checksum_is_refused_naming_the_jar(tmp_path, 
     assert list(lib.iterdir()) == []
 
 
+def test_downloads_report_their_bytes_to_the_progress_callback_not_a_bar(tmp_path, repository):
+    url, _, jars = repository
+    seen = []
+    artifacts.fetch(jars, tmp_path, url, progress=lambda stage, done, total: seen.append((stage, done, total)))
+    total = sum(jar.size for jar in jars)
+    assert {stage for stage, _, _ in seen} == {"download"} and seen[-1] == ("download", total, total)
+
+
 def test_a_jar_the_repository_lacks_is_one_error_naming_it(tmp_path, repository):
     url, root, jars = repository
     absent = artifacts.Jar.parse("org.example:absent:9.9", 10, "0" * 64)

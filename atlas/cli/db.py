@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from atlas.cli.output import emit_json, emit_mapping
+from atlas.cli.output import StageBars, emit_json, emit_mapping
 
 
 @click.group()
@@ -39,7 +39,8 @@ def start(timeout: int, discard: bool) -> None:
 
     if discard and discard_interrupted(server.ServerConfig.from_env().home):
         click.echo("discarded the database an interrupted offline import left incomplete", err=True)
-    config = server.start(timeout=timeout, progress=lambda message: click.echo(message, err=True))
+    config = server.start(timeout=timeout, progress=lambda message: click.echo(message, err=True),
+                          download_progress=StageBars(unit="B"))
     click.echo(f"Neo4j is running: {config.bolt_uri} (Neo4j Browser {config.browser_url}, "
                f"user neo4j, password in {config.password_file})")
 

@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -27,9 +28,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from atlas.errors import AtlasError
+from atlas.progress import StageProgress
 from atlas.settings import cache_dir, maven_repository
 
 NEO4J_VERSION = "5.26.30"
@@ -142,8 +142,8 @@ def _is_intact(path: Path, jar: Jar, verified: dict[str, dict]) -> bool:
     return path.stat().st_size == jar.size and _sha256(path) == jar.sha256
 
 
-def _download(jar: Jar, lib_dir: Path, repository: str, bar: tqdm, attempts: int = ATTEMPTS,
-              backoff_s: float = 1.0) -> None:
+def _download(jar: Jar, lib_dir: Path, repository: str, received_bytes: Callable[[int], None],
+              attempts: int = ATTEMPTS, backoff_s: float = 1.0) -> None:
     """Fetch one jar into ``lib_dir`` and check it against the lock, retrying network failures and truncations."""
     url = jar.url(repository)
     target = lib_dir / jar.file_name
@@ -159,7 +159,7 @@ def _download(jar: Jar, lib_dir: Path, repository: str, bar: tqdm, attempts: int
                     digest.update(block)
                     output.write(block)
                     received += len(block)
-                    bar.update(len(block))
+                    received_bytes(len(block))
             if digest.hexdigest() == jar.sha256:
                 os.replace(partial, target)
                 return
@@ -172,19 +172,27 @@ def _download(jar: Jar, lib_dir: Path, repository: str, bar: tqdm, attempts: int
             problem = str(getattr(error, "reason", error))
         finally:
             partial.unlink(missing_ok=True)
-        bar.update(-received)
+        received_bytes(-received)
         if attempt < attempts:
             time.sleep(backoff_s * attempt)
     raise AtlasError(f"could not fetch {jar.coordinates} from {url}: {problem}")
 
 
-def fetch(jars: list[Jar], lib_dir: Path, repository: str, backoff_s: float = 1.0) -> None:
-    """Download ``jars`` into ``lib_dir`` in parallel with a progress bar (shown on a terminal only); the first
-    failure stops the rest and is raised as one line naming its jar."""
-    with tqdm(total=sum(jar.size for jar in jars), unit="B", unit_scale=True, unit_divisor=1024,
-              desc=f"{len(jars)} jars", disable=None) as bar, \
-            ThreadPoolExecutor(max_workers=PARALLEL_DOWNLOADS) as pool:
-        futures = [pool.submit(_download, jar, lib_dir, repository, bar, backoff_s=backoff_s) for jar in jars]
+def fetch(jars: list[Jar], lib_dir: Path, repository: str, backoff_s: float = 1.0,
+          progress: StageProgress | None = None) -> None:
+    """Download ``jars`` into ``lib_dir`` in parallel, reporting ``progress("download", bytes, total bytes)``; the
+    first failure stops the rest and is raised as one line naming its jar."""
+    total, received, lock = sum(jar.size for jar in jars), [0], threading.Lock()
+
+    def received_bytes(count: int) -> None:
+        with lock:  # downloads run in threads; the callback sees one running total
+            received[0] += count
+            if progress is not None:
+                progress("download", received[0], total)
+
+    with ThreadPoolExecutor(max_workers=PARALLEL_DOWNLOADS) as pool:
+        futures = [pool.submit(_download, jar, lib_dir, repository, received_bytes, backoff_s=backoff_s)
+                   for jar in jars]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         for future in pending:
             future.cancel()
@@ -202,8 +210,9 @@ def _exclusive(path: Path) -> Iterator[None]:
 
 
 def sync(lib_dir: Path, jars: list[Jar], repository: str | None = None,
-         progress: Callable[[str], object] = print) -> None:
-    """Make ``lib_dir`` hold exactly ``jars``: fetch the missing and the changed ones, remove any other jar."""
+         progress: Callable[[str], object] = print, download_progress: StageProgress | None = None) -> None:
+    """Make ``lib_dir`` hold exactly ``jars``: fetch the missing and the changed ones, remove any other jar.
+    ``progress`` receives messages, ``download_progress`` the bytes received."""
     lib_dir.mkdir(parents=True, exist_ok=True)
     marker = lib_dir.parent / MARKER
     with _exclusive(lib_dir.parent / ".lock"):
@@ -222,16 +231,17 @@ def sync(lib_dir: Path, jars: list[Jar], repository: str | None = None,
             megabytes = sum(jar.size for jar in stale) / 1e6
             progress(f"Fetching {len(stale)} jars ({megabytes:.0f} MB) of Neo4j {NEO4J_VERSION}, GDS {GDS_VERSION} "
                      f"and the Neo4j Browser from {repository} (once; cached in {lib_dir.parent})")
-            fetch(stale, lib_dir, repository)
+            fetch(stale, lib_dir, repository, progress=download_progress)
         records = {jar.file_name: {"sha256": jar.sha256, "stat": _stat_key(lib_dir / jar.file_name)} for jar in jars}
         if records != verified:
             marker.write_text(json.dumps(records, sort_keys=True))
 
 
-def ensure_artifacts(progress: Callable[[str], object] = print) -> Artifacts:
-    """Return the verified jar directory, fetching whatever the cache lacks first."""
+def ensure_artifacts(progress: Callable[[str], object] = print,
+                     download_progress: StageProgress | None = None) -> Artifacts:
+    """Return the verified jar directory, fetching whatever the cache lacks first (see :func:`sync`)."""
     lib_dir = cache_dir() / f"neo4j-{NEO4J_VERSION}-gds-{GDS_VERSION}" / "lib"
-    sync(lib_dir, read_lock(), progress=progress)
+    sync(lib_dir, read_lock(), progress=progress, download_progress=download_progress)
     return _link_plugins(Artifacts(lib_dir))
 
 

