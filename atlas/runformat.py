@@ -41,6 +41,8 @@ EDGE_SCHEMA = pa.schema([
 ])
 # After run-level Benjamini-Hochberg finalisation every shard also carries q.
 FINAL_EDGE_SCHEMA = EDGE_SCHEMA.append(pa.field("q", pa.float32()))
+# After `atlas trace calibrate`: permutation p and its BH q (atlas.trace.calibrate), null where not calibrated.
+CALIBRATION_COLUMNS = ("perm_p", "perm_q")
 
 # Where a source feature counts as active: among the SAE encoder's top-k indices (the reference study's code, even
 # where ReLU made the value 0), or where its code is positive.
@@ -177,7 +179,7 @@ def write_file_atomically(path: Path, payload: bytes) -> str:
 
 def write_shard(run_dir: Path, name: str, table: pa.Table) -> ShardRecord:
     """Write one edge shard atomically with the contract schema; return its manifest record."""
-    schema = FINAL_EDGE_SCHEMA if "q" in table.column_names else EDGE_SCHEMA
+    schema = _shard_schema(FINAL_EDGE_SCHEMA if "q" in table.column_names else EDGE_SCHEMA, table)
     table = table.select(schema.names).cast(schema)
     path = Path(run_dir) / name
     handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=run_dir)
@@ -193,6 +195,14 @@ def write_shard(run_dir: Path, name: str, table: pa.Table) -> ShardRecord:
     return ShardRecord(file=name, rows=table.num_rows, sha256=file_sha256(path))
 
 
+def _shard_schema(base: pa.Schema, table: pa.Table) -> pa.Schema:
+    """``base`` plus the calibration columns ``table`` carries."""
+    for name in CALIBRATION_COLUMNS:
+        if name in table.column_names:
+            base = base.append(pa.field(name, pa.float32()))
+    return base
+
+
 def read_shard(run_dir: Path, record: ShardRecord, manifest: Manifest) -> pa.Table:
     """Read one shard after checking its checksum, schema and values; every problem names the file, row and column."""
     path = Path(run_dir) / record.file
@@ -206,7 +216,7 @@ def read_shard(run_dir: Path, record: ShardRecord, manifest: Manifest) -> pa.Tab
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as error:
         raise AtlasError(f"{path}: not a readable Parquet file ({error})") from error
-    expected = FINAL_EDGE_SCHEMA if manifest.finalized else EDGE_SCHEMA
+    expected = _shard_schema(FINAL_EDGE_SCHEMA if manifest.finalized else EDGE_SCHEMA, table)
     missing = [name for name in expected.names if name not in table.column_names]
     if missing:
         raise AtlasError(f"{path}: missing column(s) {', '.join(missing)}")
@@ -248,6 +258,11 @@ def validate_edges(table: pa.Table, manifest: Manifest, source: str) -> None:
     ]
     if "q" in columns:
         checks.append(("q", (columns["q"] < 0) | (columns["q"] > 1), "must be in [0, 1]"))
+    for name in CALIBRATION_COLUMNS:
+        if name in columns:  # null (NaN here) on edges of uncalibrated features
+            calibrated = table.column(name).is_valid().to_numpy(zero_copy_only=False)
+            checks.append((name, calibrated & ~((columns[name] > 0) & (columns[name] <= 1)),
+                           "must be in (0, 1] or null"))
     for column, mask, rule in checks:
         row = _first_bad(np.asarray(mask))
         if row is not None:

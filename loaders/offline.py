@@ -179,6 +179,8 @@ def _features(runs: list[ValidatedRun], annotations: AnnotationRows) -> list[dic
     for run in runs:
         for row in feature_rows(run):
             features.setdefault(row["uid"], row)
+        for row in run.calibration:
+            features[row["uid"]].update(row)
     for uid, row in annotations.features.items():
         features[uid] = {**features.get(uid, {}), **row}
     return list(features.values())

@@ -144,6 +144,9 @@ def edge_batch(columns: dict[str, Any], ids: dict[str, str], start: int, stop: i
     """The parameters of ingest_edges.cypher for rows ``start:stop`` of a shard: one list per column (the statement
     derives ``sign`` from ``mean`` itself)."""
     batch = {name: columns[name][start:stop].tolist() for name in STATISTICS}
+    for name, values in batch.items():
+        if values and values[0] is None and all(value is None for value in values):
+            batch[name] = None  # no property on any edge of the batch: one null, not a list of them
     batch["source"] = [ids[uid] for uid in columns["source"][start:stop].tolist()]
     batch["target"] = [ids[uid] for uid in columns["target"][start:stop].tolist()]
     return batch
@@ -287,6 +290,8 @@ def _load(graph: Graph, run: ValidatedRun, report: IngestReport, batch_size: int
         report.edges_removed_in_recovery += _remove_interrupted_shard(graph, run.run_id, mark, batch_size)
     features = feature_rows(run)
     merge_features(graph, features)
+    for start in range(0, len(run.calibration), FEATURE_BATCH_SIZE):
+        graph.write(_statement("ingest_feature_calibration"), rows=run.calibration[start:start + FEATURE_BATCH_SIZE])
     ids = feature_ids(graph, [row["uid"] for row in features])
     if len(ids) != len(features):
         raise AtlasError(f"run {run.run_id}: {len(features) - len(ids)} feature nodes disappeared right after they "

@@ -14,14 +14,15 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from atlas.errors import AtlasError
-from atlas.runformat import SHARD_COMPLETE, Manifest, ShardRecord, read_manifest, read_shard
+from atlas.runformat import SHARD_COMPLETE, Manifest, ShardRecord, file_sha256, read_manifest, read_shard
 from loaders.schema import feature_uid, shard_key
 
 EXCITATORY, INHIBITORY = "excitatory", "inhibitory"
 LOADING, PARTIAL, LOADED = "loading", "partial", "loaded"
-STATISTICS = ("d", "mean", "std", "consistency", "n", "p", "q")
+STATISTICS = ("d", "mean", "std", "consistency", "n", "p", "q", "perm_p", "perm_q")
 # Manifest fields that identify a run: a graph Run node that disagrees with them belongs to another run.
 IDENTITY = ("kind", "model", "sae", "source_layer", "downstream_layers", "n_cells", "cell_set_digest")
 
@@ -35,6 +36,7 @@ class ValidatedRun:
     shards: list[ShardRecord]                 # complete shards, manifest order
     incomplete: list[ShardRecord] = field(default_factory=list)
     features: np.ndarray = field(default_factory=lambda: np.empty((0, 2), np.int64))  # distinct (layer, index)
+    calibration: list[dict[str, Any]] = field(default_factory=list)  # calibrated source features' Feature properties
 
     @property
     def run_id(self) -> str:
@@ -82,7 +84,32 @@ def validate_run(run_dir: str | Path, progress: Callable[[ShardRecord], None] | 
     if keys:
         _refuse_edges_in_two_shards(run_dir, complete, np.concatenate(keys), np.concatenate(owners))
     distinct = np.unique(np.concatenate(features))
-    return ValidatedRun(run_dir, manifest, complete, incomplete, np.stack([distinct >> 32, distinct & 0xFFFFFFFF], 1))
+    # Only features the run's edges touch become nodes, so only theirs carry the calibration (online and offline).
+    rows = calibration_rows(run_dir, manifest)
+    indices = np.array([row.pop("index") for row in rows], dtype=np.int64)
+    touched = np.isin(feature_keys(np.full(len(indices), manifest.source_layer), indices), distinct)
+    calibration = [row for row, keep in zip(rows, touched, strict=True) if keep]
+    return ValidatedRun(run_dir, manifest, complete, incomplete, np.stack([distinct >> 32, distinct & 0xFFFFFFFF], 1),
+                        calibration)
+
+
+def calibration_rows(run_dir: Path, manifest: Manifest) -> list[dict[str, Any]]:
+    """Feature properties of `atlas trace calibrate` (its per-feature table, checksum verified); none when the run
+    is not calibrated. A feature keeps the calibration of the last run loaded (``calibration_run`` names it); ``index``
+    is the source feature's index."""
+    entry = manifest.extra.get("calibration", {}).get("features")
+    if entry is None:
+        return []
+    path = run_dir / entry["file"]
+    if not path.is_file() or file_sha256(path) != entry["sha256"]:
+        raise AtlasError(f"{path}: missing or changed since `atlas trace calibrate` wrote it")
+    table = pq.read_table(path).to_pydict()
+    return [{"uid": feature_uid(manifest.model, manifest.sae, manifest.source_layer, int(feature)), "index": feature,
+             "calibration_run": manifest.run_id, "calibration_fdr": fdr, "calibration_observed_edges": observed,
+             "calibration_expected_null_edges": expected, "calibration_surviving_edges": surviving}
+            for feature, fdr, observed, expected, surviving in zip(
+                table["source_feature"], table["fdr"], table["observed_edges"], table["expected_null_edges"],
+                table["surviving_edges"], strict=True)]
 
 
 def _refuse_edges_in_two_shards(run_dir: Path, shards: list[ShardRecord], keys: np.ndarray,
@@ -131,11 +158,16 @@ def edge_endpoints(manifest: Manifest, table: pa.Table) -> tuple[np.ndarray, np.
 def edge_properties(manifest: Manifest, table: pa.Table) -> dict[str, np.ndarray]:
     """AFFECTS statistics of one shard as float64/int64 (``run``, ``shard`` and :func:`edge_signs` come apart).
 
-    ``q`` is None (no property) until the run is finalised; float32 values widen exactly to float64.
+    ``q`` is None (no property) until the run is finalised, ``perm_p``/``perm_q`` until it is calibrated and on
+    edges of features left out of the calibration; float32 values widen exactly to float64.
     """
     columns: dict[str, np.ndarray] = {}
     for name in STATISTICS:
-        if name in table.column_names:
+        if name in table.column_names and table.column(name).null_count:
+            values = table.column(name)
+            columns[name] = np.where(values.is_valid().to_numpy(zero_copy_only=False),
+                                     values.to_numpy(zero_copy_only=False).astype(np.float64).astype(object), None)
+        elif name in table.column_names:
             values = table.column(name).to_numpy()
             columns[name] = values.astype(np.int64 if name == "n" else np.float64)
         else:
@@ -157,14 +189,29 @@ def edge_columns(manifest: Manifest, table: pa.Table) -> dict[str, np.ndarray]:
 
 
 def run_properties(manifest: Manifest) -> dict[str, Any]:
-    """The Run node's properties that come from the manifest (thresholds as sorted JSON text)."""
-    return {
+    """The Run node's properties that come from the manifest (thresholds and calibration summary as sorted JSON
+    text, the calibration's headline numbers as properties of their own)."""
+    return {**calibration_properties(manifest),
         "id": manifest.run_id, "kind": manifest.kind, "model": manifest.model, "sae": manifest.sae,
         "source_layer": manifest.source_layer, "downstream_layers": list(manifest.downstream_layers),
         "n_cells": manifest.n_cells, "thresholds": json.dumps(manifest.thresholds, sort_keys=True),
         "created_at": manifest.created_at, "cell_set_digest": manifest.cell_set_digest,
         "code_version": manifest.code_version, "trace_status": manifest.status,
     }
+
+
+def calibration_properties(manifest: Manifest) -> dict[str, Any]:
+    """The Run node's calibration properties (`atlas trace calibrate`); none when the run is not calibrated."""
+    summary = manifest.extra.get("calibration", {}).get("summary")
+    if summary is None:
+        return {}
+    permutation = summary["permutation"]
+    return {"calibration": json.dumps(summary, sort_keys=True), "calibration_n_perm": permutation["n_perm"],
+            "calibration_n_features": permutation["n_features"],
+            "calibration_observed_edges": permutation["observed_edges_subset"],
+            "calibration_expected_null_edges": permutation["expected_null_edges_subset"],
+            "calibration_empirical_fdr": permutation["empirical_fdr_subset"],
+            "calibration_estimated_total_edges": permutation["estimated_total_edges_fdr_all_features"]}
 
 
 def final_status(run: ValidatedRun, loaded: list[str]) -> str:

@@ -42,7 +42,10 @@ FEATURE = NodeType(
      "hub_scope": "str", "hub": "bool", "hub_rank": "int", "hub_degree": "float", "hub_in_degree": "float",
      "hub_pagerank": "float", "hub_betweenness": "float",
      # module write-back of `atlas analyze modules --write` (atlas.analysis.modules): one scope per feature
-     "module_scope": "str", "module": "int"},
+     "module_scope": "str", "module": "int",
+     # `atlas trace calibrate` of a source feature (loaders.runs.calibration_rows): the last run loaded
+     "calibration_run": "str", "calibration_fdr": "float", "calibration_observed_edges": "int",
+     "calibration_expected_null_edges": "float", "calibration_surviving_edges": "int"},
     indexed=("layer", "annotated", "model", ("hub_scope", "hub")),
 )
 GENE = NodeType("Gene", "id", {"id": "str", "symbol": "str"}, indexed=("symbol",))
@@ -58,7 +61,11 @@ RUN = NodeType(
      # (shard_key) whose edges readers may count: a shard joins it in a transaction of its own, after all its edges
      # committed.
      "cell_set_digest": "str", "code_version": "str", "trace_status": "str", "edge_count": "int",
-     "shards": "str[]", "shard_checksums": "str[]", "visible": "int[]"},
+     "shards": "str[]", "shard_checksums": "str[]", "visible": "int[]",
+     # `atlas trace calibrate` (loaders.runs.calibration_properties): the summary as JSON and its headline numbers
+     "calibration": "str", "calibration_n_perm": "int", "calibration_n_features": "int",
+     "calibration_observed_edges": "int", "calibration_expected_null_edges": "float",
+     "calibration_empirical_fdr": "float", "calibration_estimated_total_edges": "int"},
 )
 # The online loader's mark of one shard being written (loaders.online): how many of its rows are committed. It
 # exists from the shard's first batch until its last; one left behind names a shard a stopped load must clean.
@@ -93,7 +100,7 @@ NODE_TYPES = (FEATURE, GENE, TERM, RUN, SHARD_LOAD, INTERACTION, STEERING, LOAD_
 AFFECTS = RelationshipType(
     "AFFECTS", "Feature", "Feature",
     {"run": "str", "shard": "int", "d": "float", "mean": "float", "std": "float", "consistency": "float",
-     "n": "int", "p": "float", "q": "float", "sign": "str"},
+     "n": "int", "p": "float", "q": "float", "perm_p": "float", "perm_q": "float", "sign": "str"},
     # One index on the shard key, which names the run too (a hash of run id and shard file): a run-scoped scan seeks
     # the run's visible keys, a delete all its keys; cheaper to maintain and to seek than the composite (run, shard)
     # index it replaces (benchmarks/README.md, "AFFECTS index").

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from atlas.cli.output import emit_json, emit_mapping, progress_bar
+from atlas.cli.output import emit_json, emit_mapping, emit_table, progress_bar
 from atlas.errors import AtlasError
 
 
@@ -143,11 +143,16 @@ def _units_from_env(variable: str | None, units: tuple[int, ...]) -> list[int] |
 @click.option("--cells", "cells_path", type=click.Path(path_type=Path),
               help="Cells on this machine (must be the planned cell set; its digest is checked).")
 @click.option("--no-finalize", is_flag=True, help="Do not merge and finalise after the last unit.")
+@click.option("--keep-deltas", is_flag=True,
+              help="Also keep every per-cell delta (deltas/<unit>.safetensors), for `atlas trace calibrate`.")
+@click.option("--deltas-dtype", default="float16", show_default=True, type=click.Choice(["float16", "float32"]),
+              help="Precision of the kept deltas (float16 as the reference study).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def run(run_dir: Path, units: tuple[int, ...], unit_from_env: str | None, device: str, batch_size: int | None,
         max_memory: str | None, threads: int | None, model_dir: Path | None, sae_dir: Path | None,
-        cells_path: Path | None, no_finalize: bool, quiet: bool, as_json: bool) -> None:
+        cells_path: Path | None, no_finalize: bool, keep_deltas: bool, deltas_dtype: str, quiet: bool,
+        as_json: bool) -> None:
     """Run the plan's unfinished units (skipping finished ones), then merge and finalise when all are done.
 
     Input paths default to the planned ones; a worker on another machine passes its own --model/--saes/--cells.
@@ -157,11 +162,12 @@ def run(run_dir: Path, units: tuple[int, ...], unit_from_env: str | None, device
       atlas trace run runs/l5                          # everything on this machine, resumable
       atlas trace run runs/l5 --unit 3 --device cuda   # one unit; merge later with `atlas trace merge`
       atlas trace run runs/l5 --max-memory 8GiB         # auto batch size within 8 GiB for the whole process
+      atlas trace run runs/l5 --keep-deltas            # per-cell deltas too, then `atlas trace calibrate runs/l5`
     """
     import torch
 
     from atlas.trace.memory import parse_size
-    from atlas.trace.run import finalize_run, merge_run, run_status, run_units
+    from atlas.trace.run import finalize_run, merge_run, record_deltas, run_status, run_units
 
     if threads is not None:
         if threads < 1:
@@ -182,13 +188,15 @@ def run(run_dir: Path, units: tuple[int, ...], unit_from_env: str | None, device
         report = run_units(run_dir, selected, device=device, batch_size=batch_size,
                            max_memory=parse_size(max_memory) if max_memory else None, paths=paths,
                            on_start=lambda total: setattr(bar, "total", total), on_cell=bar.update,
-                           on_passes=on_passes,
+                           on_passes=on_passes, deltas_dtype=deltas_dtype if keep_deltas else None,
                            on_batch=lambda choice: click.echo(f"batch size {choice.size} ({choice.reason})", err=True))
     elapsed = time.perf_counter() - started
     status = run_status(run_dir)
     if selected is None and not no_finalize and not status["pending"]:
         merge_run(run_dir)
         finalize_run(run_dir)
+        if keep_deltas:
+            record_deltas(run_dir)
         status = run_status(run_dir)
     data = {"run_id": status["run_id"], "status": status["status"], "units_run": len(report.ran),
             "units_skipped": len(report.skipped), "units_pending": len(status["pending"]), "clean_passes": report.cells,
@@ -229,6 +237,59 @@ def finalize(run_dir: Path, as_json: bool) -> None:
     from atlas.trace.run import finalize_run
 
     _emit_counts(finalize_run(run_dir), as_json)
+
+
+def _feature_count(_context, _parameter, value: str) -> int | None:
+    if value == "all":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise click.BadParameter("a positive number or 'all'")
+    return int(value)
+
+
+@trace.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--permutations", default=500, show_default=True, help="Sign-flip permutations per source feature.")
+@click.option("--features", "feature_count", default="all", show_default=True, callback=_feature_count,
+              help="all, or N: the study's stratified subset (a third highest-degree, the rest across 8 degree "
+                   "strata); the run's calibrated edge count is then extrapolated.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the sign flips and of the subset.")
+@click.option("--alpha", default=0.05, show_default=True, help="BH level of the surviving-edge counts.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole summary as JSON.")
+def calibrate(run_dir: Path, permutations: int, feature_count: int | None, seed: int, alpha: float,
+              as_json: bool) -> None:
+    """Calibrate a run traced with --keep-deltas: the reference study's sign-flip permutation null.
+
+    Writes perm_p and perm_q (BH over the live targets) onto every edge of the calibrated features, a
+    per-feature table (calibration-features.parquet) and the summary (manifest extra.calibration):
+    expected null edges and empirical FDR per feature and run, the threshold sweep, surviving fraction by degree
+    decile. Ingest the run afterwards (an ingested run: `atlas ingest --delete RUN_ID` first).
+
+    \b
+    Examples:
+      atlas trace calibrate runs/l5                       # every traced feature, 500 permutations
+      atlas trace calibrate runs/l5 --features 600 --seed 1 --json
+    """
+    from atlas.trace.calibrate import calibrate_run
+
+    summary = calibrate_run(run_dir, permutations=permutations, features=feature_count, seed=seed,
+                            alpha=alpha).summary
+    if as_json:
+        emit_json(summary)
+        return
+    permutation = summary["permutation"]
+    emit_mapping({"features calibrated": f"{summary['n_features_calibrated']} of {summary['n_features_traced']}",
+                  "permutations": permutation["n_perm"], "observed edges": permutation["observed_edges_subset"],
+                  "expected null edges": permutation["expected_null_edges_subset"],
+                  "empirical FDR": permutation["empirical_fdr_subset"],
+                  "BH surviving tests": f"{permutation['bh_surviving_tests']} of {permutation['bh_total_tests']}",
+                  "edges surviving BH": f"{permutation['effect_size_edges_surviving_bh']} of "
+                                        f"{permutation['effect_size_edges_subset']}",
+                  "estimated calibrated edges (run)": permutation["estimated_total_edges_fdr_all_features"]},
+                 title="Calibration")
+    emit_table(summary["threshold_sweep"], title="Threshold sweep (per calibrated feature)",
+               columns=["d_threshold", "consistency_threshold", "mean_edges", "expected_null_edges_per_feature",
+                        "implied_fdr"])
 
 
 @trace.command()

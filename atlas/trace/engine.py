@@ -25,6 +25,8 @@ from atlas.trace.setup import TraceSetup
 from atlas.trace.stats import WelfordState
 
 Progress = Callable[[int], None]
+# Receives each batch's source features (S,) and their per-cell mean changes {layer: (S, F)} (kept deltas).
+Observer = Callable[[torch.Tensor, dict[int, torch.Tensor]], None]
 
 
 @torch.no_grad()
@@ -48,8 +50,12 @@ def _encode(setup: TraceSetup, layer: int, hidden: torch.Tensor) -> torch.Tensor
 
 @torch.no_grad()
 def trace_cells(setup: TraceSetup, features, cells: Iterable[np.ndarray], *, batch_size: int = 32,
-                state: WelfordState | None = None, progress: Progress | None = None) -> WelfordState:
-    """Trace ``features`` of the source layer over ``cells``; returns (and extends) the Welford state."""
+                state: WelfordState | None = None, progress: Progress | None = None,
+                observe: Observer | None = None) -> WelfordState:
+    """Trace ``features`` of the source layer over ``cells``; returns (and extends) the Welford state.
+
+    ``observe`` also receives every per-cell observation that goes into the state (for a permutation null).
+    """
     features = setup.check_features(features)
     if state is None:
         state = WelfordState.empty(features, setup.layer_widths, setup.device)
@@ -60,13 +66,14 @@ def trace_cells(setup: TraceSetup, features, cells: Iterable[np.ndarray], *, bat
     directions = setup.source_sae.W_dec[selected]                       # (S, d)
     dead_direction = ~directions.ne(0).any(dim=1)                       # zero decoder row: ablation changes nothing
     for tokens in cells:
-        _trace_one_cell(setup, tokens, selected, state_rows, directions, dead_direction, batch_size, state, progress)
+        _trace_one_cell(setup, tokens, selected, state_rows, directions, dead_direction, batch_size, state, progress,
+                        observe)
     return state
 
 
 def _trace_one_cell(setup: TraceSetup, tokens: np.ndarray, selected: torch.Tensor, state_rows: torch.Tensor,
                     directions: torch.Tensor, dead_direction: torch.Tensor, batch_size: int, state: WelfordState,
-                    progress: Progress | None) -> None:
+                    progress: Progress | None, observe: Observer | None) -> None:
     ids, gene_positions = setup.input_ids(tokens)
     if not gene_positions.numel():
         return
@@ -108,5 +115,7 @@ def _trace_one_cell(setup: TraceSetup, tokens: np.ndarray, selected: torch.Tenso
             mean_change[dead_direction[chunk] | no_push[chunk]] = 0
             observed[layer] = mean_change
         state.update(state_rows[chunk], observed)
+        if observe is not None:
+            observe(selected[chunk], observed)
         if progress is not None:
             progress(size)

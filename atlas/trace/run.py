@@ -4,6 +4,7 @@ Run directory::
 
     manifest.json                       atlas.runformat manifest; extra.config / extra.plan say how to rerun any unit
     states/<unit>.safetensors           Welford state of one unit (source-feature range x cell range)
+    deltas/<unit>.safetensors           per-cell deltas of that unit (only with --keep-deltas; atlas.trace.deltas)
     edges-F<first>-<end>.parquet        significant edges of one source-feature range, all cells (after merge)
     pvalues-F<first>-<end>.safetensors  every p < 1 of that range's tests and each edge's p, float64 (for exact BH)
     features-F<first>-<end>.parquet     per source feature: cells where active, edges per downstream layer
@@ -43,6 +44,7 @@ from atlas.runformat import (
 )
 from atlas.sae.biosae import ACTIVATION_MEAN, CHECKPOINT, find_layer_dirs, load_sae_set
 from atlas.stats import benjamini_hochberg
+from atlas.trace.deltas import DELTAS, DeltaRecorder
 from atlas.trace.engine import trace_cells
 from atlas.trace.memory import BatchChoice, choose_batch_size
 from atlas.trace.plan import Unit, make_plan, units_from_dicts
@@ -185,12 +187,19 @@ class UnitReport:
     batch: BatchChoice | None = None
 
 
+def _deltas_path(run_dir: Path, unit: Unit) -> Path:
+    return run_dir / DELTAS / f"{unit.name}.safetensors"
+
+
 def run_units(run_dir: str | Path, units: list[int] | None = None, *, device: str = "auto",
               batch_size: int | None = None, max_memory: int | None = None, paths: dict[str, str] | None = None,
               on_start: Callable[[int], None] | None = None, on_cell: Callable[[], None] | None = None,
               on_passes: Callable[[int], None] | None = None,
-              on_batch: Callable[[BatchChoice], None] | None = None) -> UnitReport:
+              on_batch: Callable[[BatchChoice], None] | None = None, deltas_dtype: str | None = None) -> UnitReport:
     """Run the given plan units (default: all); units whose state file exists are finished and skipped.
+
+    With ``deltas_dtype`` (``float16`` or ``float32``) every unit also keeps its per-cell deltas
+    (:mod:`atlas.trace.deltas`); a finished unit without them runs again (its state comes out byte-identical).
 
     ``paths`` overrides input locations on this machine (keys ``model``, ``saes``, ``cells``, ``token_dictionary``,
     ``gene_median_dictionary``); the cells must still have the planned digest. ``on_start`` receives the number of
@@ -212,7 +221,9 @@ def run_units(run_dir: str | Path, units: list[int] | None = None, *, device: st
     report = UnitReport()
     pending = []
     for index in wanted:
-        (report.skipped if _state_path(run_dir, plan[index]).is_file() else pending).append(index)
+        done = _state_path(run_dir, plan[index]).is_file() and (
+            deltas_dtype is None or _deltas_path(run_dir, plan[index]).is_file())
+        (report.skipped if done else pending).append(index)
     if not pending:
         return report
     cells = config.load_cells()
@@ -239,14 +250,19 @@ def run_units(run_dir: str | Path, units: list[int] | None = None, *, device: st
         unit = plan[index]
         features = unit.features(selected)
         state = WelfordState.empty(features, setup.layer_widths, setup.device)
-        for tokens in cells.input_ids[unit.first_cell:unit.end_cell]:
+        recorder = None if deltas_dtype is None else DeltaRecorder(setup.layer_widths, deltas_dtype)
+        for cell, tokens in enumerate(cells.input_ids[unit.first_cell:unit.end_cell], start=unit.first_cell):
             trace_cells(setup, features, [tokens], batch_size=report.batch.size, state=state,
-                        progress=on_passes)
+                        progress=on_passes, observe=None if recorder is None else recorder.observer(cell))
             report.cells += 1
             if on_cell is not None:
                 on_cell()
         passes = int(state.n.sum())
         report.ablated_passes += passes
+        if recorder is not None:
+            # Written before the state: the state file is what marks a unit finished.
+            (run_dir / DELTAS).mkdir(exist_ok=True)
+            write_file_atomically(_deltas_path(run_dir, unit), save_safetensors(recorder.arrays()))
         # No safetensors metadata: its key order is not stable, and these files must be byte-identical on rerun.
         payload = save_safetensors(state.to_arrays())
         write_file_atomically(_state_path(run_dir, unit), payload)
@@ -353,9 +369,31 @@ def merge_run(run_dir: str | Path) -> Manifest:
         counts["features_with_edges"] += len(np.unique(table.column("source_feature").to_numpy()))
     manifest.shards = shards
     manifest.counts = {**manifest.counts, **counts}
-    manifest.extra = {**manifest.extra, "pvalues": pvalue_files, "feature_summaries": summaries}
+    manifest.extra = {**manifest.extra, "pvalues": pvalue_files, "feature_summaries": summaries,
+                      **_deltas_listing(run_dir, plan)}
     manifest.status = "complete"
     write_manifest(run_dir, manifest)
+    return manifest
+
+
+def _deltas_listing(run_dir: Path, plan: list[Unit]) -> dict:
+    kept = [unit for unit in plan if _deltas_path(run_dir, unit).is_file()]
+    if not kept:
+        return {}
+    return {"deltas": [{"unit": unit.index, "file": f"{DELTAS}/{unit.name}.safetensors",
+                        "sha256": file_sha256(_deltas_path(run_dir, unit))} for unit in kept]}
+
+
+def record_deltas(run_dir: str | Path) -> Manifest:
+    """List the kept deltas files with their checksums in the manifest of a merged run (merge does it for a run
+    traced with them; this covers deltas kept by tracing again after the merge)."""
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    _, plan, _, _ = _plan_of(manifest)
+    listing = _deltas_listing(run_dir, plan)
+    if manifest.status != "running" and listing.get("deltas") != manifest.extra.get("deltas"):
+        manifest.extra = {**manifest.extra, **listing}
+        write_manifest(run_dir, manifest)
     return manifest
 
 

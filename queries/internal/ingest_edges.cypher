@@ -14,6 +14,8 @@
 // param n: int[] — cells observed
 // param p: float[] — t-test p-value
 // param q: float[] — Benjamini-Hochberg q-value (null before finalisation)
+// param perm_p: float[] — permutation p-value (`atlas trace calibrate`; null, or null throughout: no property)
+// param perm_q: float[] — its Benjamini-Hochberg q-value over the live targets (null as perm_p)
 // returns: written (edges created); no row when the fence turned the batch away
 MATCH (mark:ShardLoad {id: $mark})
 WHERE mark.offset = $offset
@@ -25,6 +27,7 @@ CALL () {
   MATCH (target:Feature) WHERE elementId(target) = $target[i]
   CREATE (source)-[:AFFECTS {run: $run, shard: $key, d: $d[i], mean: $mean[i], std: $std[i],
                              consistency: $consistency[i], n: $n[i], p: $p[i], q: $q[i],
+                             perm_p: $perm_p[i], perm_q: $perm_q[i],
                              sign: CASE WHEN $mean[i] > 0 THEN 'excitatory' ELSE 'inhibitory' END}]->(target)
   RETURN count(*) AS written
 }
