@@ -158,6 +158,34 @@ def similarity_figure(pairs: pd.DataFrame, ablation: pd.DataFrame) -> Figure:
     return figure
 
 
+def calibration_figure(sweep: pd.DataFrame, deciles: pd.DataFrame) -> Figure:
+    """Observed against expected null edges per source feature at each threshold (log scale), and empirical FDR
+    and surviving fraction per degree decile; one colour per run."""
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    thresholds, by_degree = figure.subplots(1, 2)
+    for run, part in sweep.groupby("run", sort=True):
+        labels = [f"|d|>{d:g}\nc>{c:g}" for d, c in zip(part["d_threshold"], part["consistency_threshold"],
+                                                          strict=True)]
+        positions = np.arange(len(part))
+        thresholds.plot(positions, part["mean_edges"], marker="o", label=f"{run}: observed")
+        thresholds.plot(positions, part["expected_null_edges_per_feature"], marker="x", linestyle="--",
+                        label=f"{run}: expected null")
+        thresholds.set_xticks(positions, labels, fontsize=6)
+    thresholds.set_yscale("symlog", linthresh=0.1)
+    thresholds.set_ylabel("edges per calibrated source feature")
+    thresholds.set_title("Observed vs permutation null")
+    thresholds.legend(fontsize=7)
+    for run, part in deciles.groupby("run", sort=True):
+        by_degree.plot(part["decile"], part["empirical_fdr"], marker="o", label=f"{run}: empirical FDR")
+        by_degree.plot(part["decile"], part["surviving_ratio"], marker="s", linestyle="--",
+                       label=f"{run}: surviving fraction")
+    by_degree.set_xlabel("degree decile (1 = fewest edges)")
+    by_degree.set_ylim(0, 1.05)
+    by_degree.set_title("By degree decile")
+    by_degree.legend(fontsize=7)
+    return figure
+
+
 DRAWERS: dict[str, Callable[[AnalysisResult], Figure]] = {
     "degrees": lambda result: degree_figure(result.tables["features"], result.tables["ccdf"], result.scope),
     "hubs": lambda result: hubs_figure(result.tables["hubs"]),
@@ -169,6 +197,7 @@ DRAWERS: dict[str, Callable[[AnalysisResult], Figure]] = {
     "compare": lambda result: compare_figure(result.tables["layers"]),
     "modules": lambda result: modules_figure(result.tables["members"]),
     "similarity": lambda result: similarity_figure(result.tables["pairs"], result.tables["ablation"]),
+    "calibration": lambda result: calibration_figure(result.tables["sweep"], result.tables["deciles"]),
 }
 
 

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from atlas import plots
 from atlas.analysis.attenuation import attenuation
 from atlas.analysis.bias import bias
+from atlas.analysis.calibration import calibration
 from atlas.analysis.heavy_tail import tail_from_values
 from atlas.analysis.hubs import DEFAULT_RULE, DEFAULT_THRESHOLD, HubRule
 from atlas.analysis.modules import modules
@@ -134,8 +135,29 @@ def modules_section(context: ReportContext) -> Section:
                     [("Modules", "modules"), ("Enriched terms", "enrichment")])
 
 
+
+def calibration_section(context: ReportContext) -> Section | None:
+    """The permutation null of calibrated runs: null vs observed edges per threshold, FDR per degree decile."""
+    try:
+        result = calibration(context.graph, context.scope)
+    except AtlasError:
+        return None
+    runs = result.tables["runs"]
+    text = "; ".join(
+        f"{row.run}: {row.expected_null_edges_subset:,.1f} edges expected under the sign-flip null against "
+        f"{row.observed_edges_subset:,} observed over {row.n_features} calibrated features ({row.n_perm} "
+        f"permutations), empirical FDR "
+        f"{'n/a (no edges)' if pd.isna(row.empirical_fdr_subset) else f'{row.empirical_fdr_subset:.1%}'}"
+        for row in runs.itertuples())
+    return _section(result, "calibration", "Calibration", text + ". Edges carry perm_p and perm_q (BH over the "
+                    "live targets); filter with --max-q 0.05 --q-column perm_q.",
+                    [("Headline per run", "runs"), ("Observed vs expected null edges per threshold", "sweep"),
+                     ("Surviving fraction and FDR per degree decile", "deciles")])
+
+
 CORE_SECTIONS: list[SectionBuilder] = [summary_section, degrees_section, hubs_section, unannotated_section,
-                                       attenuation_section, tail_section, bias_section, modules_section]
+                                       attenuation_section, tail_section, bias_section, modules_section,
+                                       calibration_section]
 
 SECTIONS: list[SectionBuilder] = [*CORE_SECTIONS, ablation_section, steering_section]
 

@@ -81,9 +81,9 @@ def free_heap_bytes(graph: Graph) -> int:
 def check_memory(graph: Graph, scope: Scope, free_bytes: int | None = None) -> MemoryCheck:
     """Count the scope, ask GDS for the projection's memory estimate and refuse when it exceeds the free heap."""
     size = graph.read(queries.internal("scope_size_recorded").text, runs=list(scope.runs))[0]
-    if scope.layers or size["runs_with_count"] < len(scope.runs):
+    if scope.layers or scope.max_q is not None or size["runs_with_count"] < len(scope.runs):
         # Counting the scope's edges through the relationship index costs seconds on a large run: only when the
-        # loaders did not record the count, or when the layers restrict the scope.
+        # loaders did not record the count, or when the layers or a q-value limit restrict the scope.
         size = graph.read(queries.internal("scope_size").text, **scope.parameters())[0]
     if size["relationships"] == 0:
         raise AtlasError(f"scope {scope.key} has no AFFECTS edges"

@@ -23,23 +23,33 @@ class RunInfo:
     downstream_layers: tuple[int, ...]
 
 
+# The edge q-values a scope can filter on: the run-level BH q of the t-test p, or the BH q of the permutation p
+# (`atlas trace calibrate`). An edge without the chosen value (run not finalised, feature not calibrated) is left out.
+Q_COLUMNS = ("q", "perm_q")
+
+
 @dataclass(frozen=True)
 class Scope:
-    """Runs analysed together and, optionally, the downstream (target) layers their edges are restricted to."""
+    """Runs analysed together and, optionally, the downstream (target) layers their edges are restricted to and the
+    largest q-value (``q`` or ``perm_q``) an edge may have."""
 
     runs: tuple[str, ...]
     layers: tuple[int, ...] | None = None
     run_info: tuple[RunInfo, ...] = field(default=(), compare=False)
+    max_q: float | None = None
+    q_column: str = "q"
 
     @property
     def key(self) -> str:
-        """Stable, readable name of the scope: ``runA+runB`` or ``runA@L6,11``."""
+        """Stable, readable name of the scope: ``runA+runB``, ``runA@L6,11`` or ``runA@perm_q<=0.05``."""
         key = "+".join(self.runs)
-        return key + ("@L" + ",".join(map(str, self.layers)) if self.layers else "")
+        key += "@L" + ",".join(map(str, self.layers)) if self.layers else ""
+        return key + (f"@{self.q_column}<={self.max_q:g}" if self.max_q is not None else "")
 
     def parameters(self) -> dict[str, Any]:
         """The Cypher parameters every scoped statement takes."""
-        return {"runs": list(self.runs), "layers": list(self.layers) if self.layers else None}
+        return {"runs": list(self.runs), "layers": list(self.layers) if self.layers else None,
+                "max_q": self.max_q, "q_column": self.q_column}
 
     def projection_name(self) -> str:
         """A GDS graph name made from the scope plus a random suffix, so concurrent analyses never collide."""
@@ -62,12 +72,15 @@ class Scope:
     def command_flags(self) -> str:
         """The CLI flags that select this scope, for reproducible commands in reports."""
         flags = [f"--run {run}" for run in self.runs] + [f"--layer {layer}" for layer in self.layers or ()]
+        if self.max_q is not None:
+            flags += [f"--max-q {self.max_q:g}"] + (["--q-column perm_q"] if self.q_column == "perm_q" else [])
         return " ".join(flags)
 
 
-def resolve_scope(graph: Graph, runs: list[str] | tuple[str, ...], layers: list[int] | tuple[int, ...] | None = None
-                  ) -> Scope:
-    """Check that every run exists (and the layers belong to them) and return the scope with the runs' layers."""
+def resolve_scope(graph: Graph, runs: list[str] | tuple[str, ...], layers: list[int] | tuple[int, ...] | None = None,
+                  max_q: float | None = None, q_column: str = "q") -> Scope:
+    """Check that every run exists (the layers belong to them, and the runs are calibrated when filtering on
+    ``perm_q``) and return the scope with the runs' layers."""
     runs = tuple(dict.fromkeys(runs))
     if not runs:
         raise AtlasError("no run given: pass --run RUN_ID (repeat it to analyse several runs together)")
@@ -87,4 +100,12 @@ def resolve_scope(graph: Graph, runs: list[str] | tuple[str, ...], layers: list[
         if unknown:
             raise AtlasError(f"layer {', '.join(map(str, unknown))} is not a downstream layer of "
                              f"{'+'.join(runs)} (downstream layers: {', '.join(map(str, sorted(available)))})")
-    return Scope(runs, chosen, info)
+    if q_column not in Q_COLUMNS:
+        raise AtlasError(f"q column must be one of {', '.join(Q_COLUMNS)}, got {q_column!r}")
+    if max_q is not None and not 0 < max_q <= 1:
+        raise AtlasError(f"--max-q must be in (0, 1], got {max_q}")
+    uncalibrated = [run for run in runs if not found[run]["calibrated"]]
+    if max_q is not None and q_column == "perm_q" and uncalibrated:
+        raise AtlasError(f"run {', '.join(uncalibrated)} has no permutation q-values: calibrate it "
+                         "(atlas trace run RUN_DIR --keep-deltas; atlas trace calibrate RUN_DIR) and load it again")
+    return Scope(runs, chosen, info, max_q, q_column)

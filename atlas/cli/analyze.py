@@ -18,8 +18,18 @@ import click
 from atlas.cli.output import emit_json, emit_mapping, emit_table
 
 
+def q_options(command: Callable) -> Callable:
+    """--max-q and --q-column: keep only edges whose q-value (t-test BH, or permutation BH) is small enough."""
+    command = click.option("--q-column", default="q", show_default=True, type=click.Choice(["q", "perm_q"]),
+                           help="Which q --max-q limits: q (BH of the t-test p) or perm_q (BH of the permutation "
+                                "p, after `atlas trace calibrate`).")(command)
+    return click.option("--max-q", type=float,
+                        help="Only edges whose q (see --q-column) is at most this, e.g. 0.05.")(command)
+
+
 def scope_options(command: Callable) -> Callable:
-    """--run (repeatable, required) and --layer (repeatable)."""
+    """--run (repeatable, required), --layer (repeatable), --max-q and --q-column."""
+    command = q_options(command)
     command = click.option("--layer", "layers", multiple=True, type=int,
                            help="Only edges into this downstream layer (repeatable).")(command)
     return click.option("--run", "runs", multiple=True, required=True,
@@ -85,13 +95,13 @@ def scoped(analysis: Callable[..., Any]) -> Callable:
     """Wrap an analysis: connect, resolve the scope, run it, then print/write/draw the result."""
 
     @functools.wraps(analysis)
-    def command(runs: tuple[str, ...], layers: tuple[int, ...], as_json: bool, out: Path | None,
-                plot: Path | None, **options: Any) -> None:
+    def command(runs: tuple[str, ...], layers: tuple[int, ...], max_q: float | None, q_column: str, as_json: bool,
+                out: Path | None, plot: Path | None, **options: Any) -> None:
         from atlas.analysis.scope import resolve_scope
         from atlas.db.connection import connect
 
         with connect() as graph:
-            scope = resolve_scope(graph, runs, layers)
+            scope = resolve_scope(graph, runs, layers, max_q, q_column)
             result = analysis(graph, scope, **options)
         finish(result, as_json, out, plot)
 
@@ -106,6 +116,7 @@ def analyze() -> None:
     Examples:
       atlas analyze degrees --run L5-exhaustive --plot degrees.png
       atlas analyze hubs --run L5-exhaustive --threshold 1000 --write
+      atlas analyze degrees --run L5-exhaustive --max-q 0.05 --q-column perm_q   # calibrated edges only
       atlas analyze hubs --run L0 --run L5 --run L11 --by pagerank     # a chained atlas
       atlas analyze unannotated-hubs --run L5-exhaustive --percentile 98 --out todo.csv
       atlas analyze compare L5-selective L5-exhaustive --json
@@ -220,6 +231,23 @@ def attenuation(graph, scope):
       atlas analyze attenuation --run L5-exhaustive --plot attenuation.png
     """
     from atlas.analysis.attenuation import attenuation as run
+
+    return run(graph, scope)
+
+
+@analyze.command()
+@scope_options
+@output_options
+@scoped
+def calibration(graph, scope):
+    """The permutation null of calibrated runs (`atlas trace calibrate`): observed vs expected null edges per
+    threshold, empirical FDR and surviving fraction per degree decile.
+
+    \b
+    Example:
+      atlas analyze calibration --run L5-exhaustive --plot calibration.png
+    """
+    from atlas.analysis.calibration import calibration as run
 
     return run(graph, scope)
 

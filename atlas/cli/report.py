@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from atlas.cli.analyze import hub_rule, rule_options
+from atlas.cli.analyze import hub_rule, q_options, rule_options
 from atlas.cli.output import emit_json, progress_bar
 
 
@@ -15,10 +15,11 @@ from atlas.cli.output import emit_json, progress_bar
 @click.option("--layer", "layers", multiple=True, type=int, help="Only edges into this downstream layer.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Directory for report.html, report.md and figures/.")
+@q_options
 @rule_options
 @click.option("--top", default=20, show_default=True, help="Top hubs listed and tested for annotation bias.")
 @click.option("--json", "as_json", is_flag=True, help="Print the written paths as JSON.")
-def report(runs, layers, out_dir, threshold, percentile, by, top, as_json):
+def report(runs, layers, out_dir, max_q, q_column, threshold, percentile, by, top, as_json):
     """Write the report of a scope: summary, degree plots, hubs, unannotated hubs, attenuation, tail fit and
     annotation bias, each with the command that reproduces it.
 
@@ -32,7 +33,7 @@ def report(runs, layers, out_dir, threshold, percentile, by, top, as_json):
     from atlas.report import build_report, write_report
 
     with connect() as graph:
-        scope = resolve_scope(graph, runs, layers)
+        scope = resolve_scope(graph, runs, layers, max_q, q_column)
         with progress_bar(not as_json, desc="report", unit="section") as bar:
             built = build_report(graph, scope, hub_rule(threshold, percentile, by), top,
                                  progress=lambda done, total: bar.update(done - bar.n))

@@ -280,7 +280,7 @@ def _assemble(manifest: Manifest, nulls: dict[int, FeatureNull], degrees: dict[i
     observed = {f: nulls[f].observed_edges for f in features}
     expected = {f: float(nulls[f].null_edges.mean()) for f in features}
     effect_per_feature = {f: int(sum(nulls[f].effect[layer].sum() for layer in layers)) for f in features}
-    deciles = _deciles(features, observed, surviving)
+    deciles = _deciles(features, observed, expected, surviving)
     estimated = _extrapolate(degrees, deciles)
     total_observed, total_null = sum(observed.values()), sum(expected.values())
     diffs = np.array([observed[f] - degrees.get(f, 0) for f in features]) if features else np.zeros(0)
@@ -347,15 +347,18 @@ def _sweep_row(nulls: dict[int, FeatureNull], features: list[int], d: float, c: 
             "implied_fdr": _finite(null / observed) if observed else None}
 
 
-def _deciles(features: list[int], observed: dict[int, int], surviving: dict[int, int]) -> list[dict[str, Any]]:
-    """Calibrated features by observed degree in (up to) ten equal groups: their surviving fraction of edges."""
+def _deciles(features: list[int], observed: dict[int, int], expected: dict[int, float], surviving: dict[int, int]
+             ) -> list[dict[str, Any]]:
+    """Calibrated features by observed degree in (up to) ten equal groups: their surviving fraction of edges and
+    their empirical FDR (expected null over observed edges)."""
     ranked = sorted(features, key=lambda f: (observed[f], f))
     rows = []
     for chunk in np.array_split(np.array(ranked, dtype=np.int64), min(DECILES, len(ranked))):
         edges = sum(observed[int(f)] for f in chunk)
         rows.append({"n": len(chunk), "min_observed": float(min(observed[int(f)] for f in chunk)),
                      "max_observed": float(max(observed[int(f)] for f in chunk)), "mean_observed": edges / len(chunk),
-                     "surviving_ratio": sum(surviving[int(f)] for f in chunk) / edges if edges else 0.0})
+                     "surviving_ratio": sum(surviving[int(f)] for f in chunk) / edges if edges else 0.0,
+                     "empirical_fdr": sum(expected[int(f)] for f in chunk) / edges if edges else None})
     return rows
 
 

@@ -3,6 +3,8 @@
 // param runs: str[] — run ids
 // param layers: int[] = null — downstream layers (default all)
 // param weighted_undirected: bool = false — undirected, with |d| as the relationship property weight (modules)
+// param max_q: float = null — only edges whose q_column is at most this (default every edge)
+// param q_column: str = q — q (BH of the t-test p) or perm_q (BH of the permutation p, `atlas trace calibrate`)
 // returns: projection — the map gds.graph.project returns (graphName, nodeCount, relationshipCount, ...)
 // Counts only edges of shards their Run lists as visible (loaders/online.py: the shard visibility fence). A shard
 // key names its run (loaders.schema.shard_key), so the scope's visible keys alone find exactly its edges,
@@ -12,6 +14,7 @@ CALL () { MATCH (run:Run) WHERE run.id IN $runs UNWIND run.visible AS key RETURN
 MATCH (source:Feature)-[edge:AFFECTS]->(target:Feature)
 USING INDEX edge:AFFECTS(shard)
 WHERE edge.shard IN visible AND ($layers IS NULL OR target.layer IN $layers)
+  AND ($max_q IS NULL OR CASE $q_column WHEN 'perm_q' THEN edge.perm_q ELSE edge.q END <= $max_q)
 RETURN gds.graph.project($graph_name, source, target,
        {relationshipType: 'L' + toString(target.layer),
         relationshipProperties: CASE WHEN $weighted_undirected THEN {weight: abs(edge.d)} ELSE {} END},

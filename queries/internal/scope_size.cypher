@@ -1,6 +1,8 @@
 // purpose: How many AFFECTS edges an analysis scope holds, and an upper bound on its features, before projecting it.
 // param runs: str[] — run ids
 // param layers: int[] = null — downstream layers (default all)
+// param max_q: float = null — only edges whose q_column is at most this (default every edge)
+// param q_column: str = q — q (BH of the t-test p) or perm_q (BH of the permutation p, `atlas trace calibrate`)
 // returns: relationships, nodes
 // Counts only edges of shards their Run lists as visible (loaders/online.py: the shard visibility fence). A shard
 // key names its run (loaders.schema.shard_key), so the scope's visible keys alone find exactly its edges,
@@ -9,6 +11,7 @@ CALL () { MATCH (run:Run) WHERE run.id IN $runs UNWIND run.visible AS key RETURN
 MATCH ()-[edge:AFFECTS]->(target:Feature)
 USING INDEX edge:AFFECTS(shard)
 WHERE edge.shard IN visible AND ($layers IS NULL OR target.layer IN $layers)
+  AND ($max_q IS NULL OR CASE $q_column WHEN 'perm_q' THEN edge.perm_q ELSE edge.q END <= $max_q)
 WITH count(edge) AS relationships
 MATCH (feature:Feature)
 RETURN relationships, count(feature) AS nodes
