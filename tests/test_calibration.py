@@ -27,9 +27,12 @@ from atlas.trace.calibrate import calibrate_run, feature_null, sign_vectors
 from atlas.trace.deltas import feature_deltas, read_unit_deltas
 from atlas.trace.run import TraceConfig, finalize_run, merge_run, plan_run, run_units
 from atlas.trace.stats import Thresholds
+from loaders.digest import graph_digest
+from loaders.offline import bulk_import
 from loaders.online import ingest_run, run_state
 from loaders.runs import validate_run
 from loaders.schema import feature_uid
+from tests.test_loaders_offline import fresh_driver
 from tests.tiny import build_tiny_atlas, save_tiny_bert, save_tiny_cells, tiny_bert, tiny_cells
 
 PERMUTATIONS = 200
@@ -265,3 +268,16 @@ def test_max_q_on_perm_q_needs_a_calibrated_run_and_the_report_reads_the_calibra
     clean_graph.write("MATCH (run:Run) REMOVE run.calibration_n_perm")
     with pytest.raises(AtlasError, match="no permutation q-values"):
         resolve_scope(clean_graph, ["calibrated"], max_q=0.05, q_column="perm_q")
+
+
+@pytest.mark.neo4j
+@pytest.mark.slow
+@pytest.mark.skipif(bool(os.environ.get("NEO4J_URI")), reason="the offline import needs the managed server")
+def test_the_offline_import_of_a_calibrated_run_builds_the_online_loaders_graph(clean_graph, calibrated):
+    ingest_run(clean_graph, calibrated)
+    online = graph_digest(clean_graph)
+    bulk_import([validate_run(calibrated)], force=True)
+    fresh_driver(clean_graph)
+    assert graph_digest(clean_graph) == online
+    assert clean_graph.read("MATCH ()-[e:AFFECTS]->() WHERE e.perm_q IS NOT NULL RETURN count(e) AS n")[0]["n"] == \
+        read_manifest(calibrated).counts["edges"]
