@@ -212,9 +212,9 @@ def fence_cost(graph: Graph, run_id: str, calls: int) -> None:
     print(f"\n[4] shard visibility fence, {calls} calls each:")
     for name, text, parameters in (
             ("hubs library query (top 20 by live out-degree)", queries.get("hubs").text,
-             {"run": run_id, "layers": None, "limit": 20}),
+             {"run": run_id, "layers": None, "limit": 20, "max_q": None, "q_column": "q"}),
             ("scope size count (before every projection)", queries.internal("scope_size").text,
-             {"runs": [run_id], "layers": None})):
+             {"runs": [run_id], "layers": None, "max_q": None, "q_column": "q"})):
         assert FENCE_FILTER in text, f"{name}: the statement no longer has the fence's filter"
         fenced = np.percentile(latencies(lambda text=text, p=parameters: graph.read(text, **p), calls), 50)
         plain_text = text.replace(FENCE_FILTER, "edge.shard IS NOT NULL AND ")  # the same index, no fence

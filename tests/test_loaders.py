@@ -62,7 +62,7 @@ def graph_edges(graph, run_id: str) -> list[tuple[tuple[str, str], dict]]:
 def visible_edges(graph, run_id: str) -> int:
     """Edges of a run that the library queries count (the shard visibility fence applied)."""
     named = queries.get("attenuation_counts")
-    return sum(row["edges"] for row in graph.read(named.text, runs=[run_id], layers=None))
+    return sum(row["edges"] for row in graph.read(named.text, runs=[run_id], layers=None, max_q=None, q_column="q"))
 
 
 def rewrite_shard(run_dir: Path, position: int, change) -> None:

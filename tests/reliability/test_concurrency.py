@@ -96,7 +96,7 @@ def _reader(graph: Graph, expected: Expected, stop: threading.Event, seed: int, 
                     answers.append(("shards", expected.check_shard_counts(rows)))
                 elif kind == "hubs":
                     rows = session.execute_read(lambda tx: tx.run(hubs, run=expected.run_id, layers=None,
-                                                                  limit=20).data())
+                                                                  limit=20, max_q=None, q_column="q").data())
                     expected.check_hubs(rows)
                     answers.append(("hubs", len(rows)))
                 else:
