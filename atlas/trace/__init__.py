@@ -2,5 +2,6 @@
 
 ``setup`` (model + SAEs + layers), ``engine`` (the batched engine), ``reference`` (the literal naive design, for
 equivalence tests and benchmarks), ``stats`` (Welford, Chan merge, d, consistency, p, BH q), ``features``
-(source-feature selection), ``plan`` and ``worker`` (shard plan, resumable workers, merge, finalisation).
+(source-feature selection), ``plan`` and ``run`` (shard plan, resumable workers, merge, finalisation), ``deltas``
+(per-cell deltas kept on request) and ``calibrate`` (their sign-flip permutation null).
 """

@@ -171,7 +171,8 @@ class Calibration:
 
     summary: dict[str, Any]
     features: pa.Table
-    edge_columns: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    # "perm_p" and "perm_q": source feature -> downstream layer -> (F,) value of every target
+    edge_columns: dict[str, dict[int, dict[int, np.ndarray]]] = field(default_factory=dict, repr=False)
 
 
 def _finite(value: float) -> float | None:
@@ -194,8 +195,8 @@ def _degrees(run_dir: Path, manifest: Manifest) -> tuple[dict[int, int], list[pa
     return degrees, shards
 
 
-def _unit_deltas(run_dir: Path, manifest: Manifest) -> dict[tuple[int, int], list[dict]]:
-    """The kept deltas files of each source-feature range, every cell range present (else a one-line error)."""
+def _unit_deltas(manifest: Manifest) -> dict[tuple[int, int], list[dict | None]]:
+    """The manifest's kept-deltas entry of every unit, by source-feature range (None: that unit kept none)."""
     listed = {entry["unit"]: entry for entry in manifest.extra.get("deltas", [])}
     ranges: dict[tuple[int, int], list[dict]] = {}
     for unit in manifest.extra["plan"]["units"]:
@@ -232,7 +233,7 @@ def calibrate_run(run_dir: str | Path, *, permutations: int = DEFAULT_PERMUTATIO
     chosen_set = set(chosen.tolist())
     nulls: dict[int, FeatureNull] = {}
     dtypes = set()
-    for (first, end), entries in sorted(_unit_deltas(run_dir, manifest).items()):
+    for (first, end), entries in sorted(_unit_deltas(manifest).items()):
         wanted = chosen[(chosen >= first) & (chosen < end)]
         if not len(wanted):
             continue
