@@ -81,8 +81,9 @@ def sign_flip_statistics(deltas: np.ndarray, signs: np.ndarray, consistency_mode
     variance = np.maximum(((deltas ** 2).sum(axis=0) - n * mean ** 2) / (n - 1), 0.0)
     cohens_d = mean / np.maximum(np.sqrt(variance), MIN_STD)
     keeps_sign = (signs > 0).astype(np.float64)
-    # A flipped cell is positive when its delta was negative: no (B, n, F) product needed.
-    positive = keeps_sign @ (deltas > 0) + (1.0 - keeps_sign) @ (deltas < 0)
+    # A flipped cell is positive when its delta was negative: no (B, n, F) product needed. Float operands keep
+    # the products in BLAS (a boolean operand took numpy's generic loop: 4.7x slower at 500 x 20 x 512).
+    positive = keeps_sign @ (deltas > 0).astype(np.float64) + (1.0 - keeps_sign) @ (deltas < 0).astype(np.float64)
     if consistency_mode == "reference":
         return cohens_d, np.maximum(positive, n - positive) / n
     negative = (deltas != 0).sum(axis=0) - positive
