@@ -180,8 +180,8 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _degrees(run_dir: Path, manifest: Manifest) -> tuple[dict[int, int], list[pa.Table]]:
-    """Edges per traced source feature (n >= 2) from the trace's feature summaries, and the run's shards."""
+def _degrees(run_dir: Path, manifest: Manifest) -> dict[int, int]:
+    """Edges per traced source feature (n >= 2) from the trace's feature summaries."""
     degrees: dict[int, int] = {}
     for entry in manifest.extra.get("feature_summaries", []):
         path = run_dir / entry["file"]
@@ -192,8 +192,7 @@ def _degrees(run_dir: Path, manifest: Manifest) -> tuple[dict[int, int], list[pa
                                          strict=True):
             if cells >= 2:
                 degrees[feature] = degrees.get(feature, 0) + edges
-    shards = [read_shard(run_dir, record, manifest) for record in manifest.shards]
-    return degrees, shards
+    return degrees
 
 
 def _unit_deltas(manifest: Manifest) -> dict[tuple[int, int], list[dict | None]]:
@@ -229,7 +228,7 @@ def calibrate_run(run_dir: str | Path, *, permutations: int = DEFAULT_PERMUTATIO
     thresholds = manifest.thresholds
     d_threshold, c_threshold = float(thresholds["cohens_d"]), float(thresholds["consistency"])
     mode = thresholds.get("consistency_definition", "reference")
-    degrees, shards = _degrees(run_dir, manifest)
+    degrees = _degrees(run_dir, manifest)
     chosen = choose_features(degrees, features, seed)
     chosen_set = set(chosen.tolist())
     nulls: dict[int, FeatureNull] = {}
@@ -251,14 +250,14 @@ def calibrate_run(run_dir: str | Path, *, permutations: int = DEFAULT_PERMUTATIO
     missing = sorted(chosen_set - set(nulls))
     if missing:
         raise AtlasError(f"run {manifest.run_id}: no kept deltas for source feature(s) {missing[:5]}")
-    calibration = _assemble(manifest, nulls, degrees, shards, permutations, alpha, seed)
+    calibration = _assemble(manifest, nulls, degrees, permutations, alpha, seed)
     calibration.summary["deltas_dtype"] = ",".join(sorted(dtypes))
     write_calibration(run_dir, manifest, calibration)
     return calibration
 
 
-def _assemble(manifest: Manifest, nulls: dict[int, FeatureNull], degrees: dict[int, int], shards: list[pa.Table],
-              permutations: int, alpha: float, seed: int) -> Calibration:
+def _assemble(manifest: Manifest, nulls: dict[int, FeatureNull], degrees: dict[int, int], permutations: int,
+              alpha: float, seed: int) -> Calibration:
     features = sorted(nulls)
     layers = sorted(manifest.downstream_layers)
     family = np.concatenate([nulls[f].perm_p[layer][nulls[f].live[layer]] for f in features for layer in layers])
