@@ -48,8 +48,8 @@ from atlas.runformat import (
     write_manifest,
     write_shard,
 )
-from atlas.trace.deltas import feature_deltas, read_unit_deltas
 from atlas.stats import benjamini_hochberg
+from atlas.trace.deltas import feature_deltas, read_unit_deltas
 from atlas.trace.stats import MIN_STD
 
 SWEEP_D = (0.3, 0.5, 0.8, 1.0)
