@@ -1,0 +1,38 @@
+"""`atlas serve`: the read-only explorer (pages and JSON API) over the atlas the other commands reach."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind; 0.0.0.0 exposes the explorer to the network (it has no login).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
+@click.option("--reports", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Directory of `atlas report` outputs (<run>/report.html) to link from the run pages.")
+def serve(host, port, reports):
+    """Serve the atlas explorer: runs, feature pages, edges, neighbourhood graphs, genes, terms, search, and their
+    JSON twins under /api/ (OpenAPI schema at /openapi.json, docs at /docs). Read-only; the database credentials
+    stay in this process.
+
+    \b
+    Examples:
+      atlas serve                               # http://127.0.0.1:8000/
+      atlas serve --port 8080 --reports reports/
+      NEO4J_URI=neo4j+s://x.databases.neo4j.io NEO4J_PASSWORD=... atlas serve
+    """
+    import uvicorn
+
+    from atlas.db.connection import connect
+    from atlas.explorer.app import assets_missing, create_app
+
+    connect().close()  # a server that is down or refuses the credentials is one line now, not a 503 later
+    missing = assets_missing()
+    if missing:
+        click.echo(f"note: {missing}", err=True)
+    click.echo(f"Circuit Atlas explorer at http://{host}:{port}/ (API docs http://{host}:{port}/docs); "
+               "Ctrl-C stops it")
+    uvicorn.run(create_app(reports=reports), host=host, port=port, log_level="warning")
