@@ -10,9 +10,12 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+import numpy as np
 import uvicorn
 
+from atlas.db.connection import Graph
 from atlas.explorer.app import create_app
+from tests.graphs import ToyRun, chained_runs, heavy_tailed_run, uid
 
 
 def free_port() -> int:
@@ -68,3 +71,24 @@ def _refuse(constant: str) -> None:
 def strict_loads(text: str) -> Any:
     """json.loads that refuses NaN, Infinity and -Infinity."""
     return json.loads(text, parse_constant=_refuse)
+
+
+def build_explorer_atlas(graph: Graph) -> tuple[ToyRun, str]:
+    """An empty graph given a heavy-tailed run ``toy``, two chained runs, and on the hub of ``toy`` (returned with
+    the run) a steering result, an interaction and one edge whose std is NaN and whose q is missing."""
+    from tests.conftest import wipe
+
+    wipe(graph)
+    rng = np.random.default_rng(7)
+    run = heavy_tailed_run(graph, "toy", rng)
+    chained_runs(graph, rng)
+    hub = run.edges.groupby("source").size().idxmax()
+    graph.write("MATCH (f:Feature {uid: $uid}) CREATE (s:Steering {id: 'steer-1', run: 'steer', alpha: 2.0, "
+                "mean_ds: 0.25, fraction_positive: 0.8, n_cells: 12, top_up: ['CD3E'], top_down: []})-[:STEERS]->(f) "
+                "CREATE (i:Interaction {id: 'set-1', run: 'ablate', selection: 'random', order: 2, "
+                "members: [$uid, $other], n_targets: 4, median_redundancy: 0.6, fraction_subadditive: 0.5, "
+                "fraction_superadditive: 0.25, mean_abs_interaction: 0.1})-[:HAS_MEMBER]->(f)",
+                uid=hub, other=uid(5, 1))
+    graph.write("MATCH (:Feature {uid: $uid})-[e:AFFECTS]->() WITH e ORDER BY abs(e.d) DESC LIMIT 1 "
+                "SET e.std = $nan, e.q = null", uid=hub, nan=float("nan"))
+    return run, hub

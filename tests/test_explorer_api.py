@@ -8,38 +8,21 @@ import urllib.error
 import urllib.request
 from urllib.parse import quote
 
-import numpy as np
 import pandas as pd
 import pytest
 
 import queries
 from atlas.analysis.hubs import hubs as hub_analysis
 from atlas.analysis.scope import resolve_scope
-from tests.explorer import ExplorerServer, strict_loads
-from tests.graphs import chained_runs, heavy_tailed_run, uid
+from tests.explorer import ExplorerServer, build_explorer_atlas, strict_loads
+from tests.graphs import uid
 
 pytestmark = pytest.mark.neo4j
 
 
 @pytest.fixture(scope="module")
 def toy(graph):
-    """A heavy-tailed run, two chained runs, a steering result and an interaction; one edge's std is NaN."""
-    from tests.conftest import wipe
-
-    wipe(graph)
-    rng = np.random.default_rng(7)
-    run = heavy_tailed_run(graph, "toy", rng)
-    chained_runs(graph, rng)
-    hub = run.edges.groupby("source").size().idxmax()
-    graph.write("MATCH (f:Feature {uid: $uid}) CREATE (s:Steering {id: 'steer-1', run: 'steer', alpha: 2.0, "
-                "mean_ds: 0.25, fraction_positive: 0.8, n_cells: 12, top_up: ['CD3E'], top_down: []})-[:STEERS]->(f) "
-                "CREATE (i:Interaction {id: 'set-1', run: 'ablate', selection: 'random', order: 2, "
-                "members: [$uid, $other], n_targets: 4, median_redundancy: 0.6, fraction_subadditive: 0.5, "
-                "fraction_superadditive: 0.25, mean_abs_interaction: 0.1})-[:HAS_MEMBER]->(f)",
-                uid=hub, other=uid(5, 1))
-    graph.write("MATCH (:Feature {uid: $uid})-[e:AFFECTS]->() WITH e ORDER BY abs(e.d) DESC LIMIT 1 "
-                "SET e.std = $nan, e.q = null", uid=hub, nan=float("nan"))
-    return run, hub
+    return build_explorer_atlas(graph)
 
 
 @pytest.fixture(scope="module")
