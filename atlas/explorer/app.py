@@ -33,6 +33,9 @@ VENDOR = FRONTEND / "node_modules" / "cytoscape" / "dist"
 ASSETS_HINT = ("the graph view needs its JavaScript library: run `npm ci --prefix atlas/explorer/frontend` "
                "(make demo and make test do it)")
 PAGE_SIZE = 25
+# A request waits this long for a server that went away before answering 503 (the driver's default is 30 s).
+RETRY_SECONDS = 3.0
+CONNECT_SECONDS = 5.0
 ERRORS = {status: {"model": models.ErrorOut} for status in (404, 422, 503)}
 
 
@@ -54,7 +57,8 @@ class GraphSource:
         """The open connection (connecting now when there is none)."""
         with self._lock:
             if self._graph is None:
-                self._graph = connect(self._settings or ConnectionSettings.from_env())
+                self._graph = connect(self._settings or ConnectionSettings.from_env(),
+                                      max_transaction_retry_time=RETRY_SECONDS, connection_timeout=CONNECT_SECONDS)
             return self._graph
 
     def reset(self) -> None:
