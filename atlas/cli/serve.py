@@ -6,11 +6,29 @@ from pathlib import Path
 
 import click
 
+from atlas.explorer import DEFAULT_HOST, DEFAULT_PORT, explorer_url
+
+
+def run_explorer(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, reports: Path | None = None) -> None:
+    """Check the database answers, then serve the explorer until Ctrl-C."""
+    import uvicorn
+
+    from atlas.db.connection import connect
+    from atlas.explorer.app import assets_missing, create_app
+
+    connect().close()  # a server that is down or refuses the credentials is one line now, not a 503 later
+    missing = assets_missing()
+    if missing:
+        click.echo(f"note: {missing}", err=True)
+    url = explorer_url(host, port)
+    click.echo(f"Circuit Atlas explorer at {url} (API docs {url}docs); Ctrl-C stops it")
+    uvicorn.run(create_app(reports=reports), host=host, port=port, log_level="warning")
+
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
+@click.option("--host", default=DEFAULT_HOST, show_default=True,
               help="Interface to bind; 0.0.0.0 exposes the explorer to the network (it has no login).")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
 @click.option("--reports", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Directory of `atlas report` outputs (<run>/report.html) to link from the run pages.")
 def serve(host, port, reports):
@@ -24,15 +42,4 @@ def serve(host, port, reports):
       atlas serve --port 8080 --reports reports/
       NEO4J_URI=neo4j+s://x.databases.neo4j.io NEO4J_PASSWORD=... atlas serve
     """
-    import uvicorn
-
-    from atlas.db.connection import connect
-    from atlas.explorer.app import assets_missing, create_app
-
-    connect().close()  # a server that is down or refuses the credentials is one line now, not a 503 later
-    missing = assets_missing()
-    if missing:
-        click.echo(f"note: {missing}", err=True)
-    click.echo(f"Circuit Atlas explorer at http://{host}:{port}/ (API docs http://{host}:{port}/docs); "
-               "Ctrl-C stops it")
-    uvicorn.run(create_app(reports=reports), host=host, port=port, log_level="warning")
+    run_explorer(host, port, reports)
