@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import click
 
+from atlas.errors import AtlasError
 from atlas.explorer import DEFAULT_HOST, DEFAULT_PORT, explorer_url
+
+
+def _check_free(host: str, port: int) -> None:
+    """Refuse in one line when the address is taken (uvicorn would log a multi-line error instead)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise AtlasError(f"cannot listen on {host}:{port} ({error.strerror}); choose another --port or "
+                             "--host") from error
 
 
 def run_explorer(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, reports: Path | None = None) -> None:
@@ -17,6 +29,7 @@ def run_explorer(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, reports: Pa
     from atlas.explorer.app import assets_missing, create_app
 
     connect().close()  # a server that is down or refuses the credentials is one line now, not a 503 later
+    _check_free(host, port)
     missing = assets_missing()
     if missing:
         click.echo(f"note: {missing}", err=True)
