@@ -3,10 +3,11 @@ neighbourhood (pruned to 150 edges), for the top hub (largest out-degree) and a 
 concurrent clients over HTTP (`atlas serve` in its own process), next to the same library calls through the Python
 driver directly (no HTTP), all in the same run.
 
-Setup (not timed): a synthetic run of the reference study's shape (1,393,850 edges at scale 1), written once and
-loaded with the offline import (``neo4j-admin database import``; it replaces the managed server's database) unless
-that run is already in the graph; then annotations and top genes on the source features. The first request of a run
-counts its degrees once (hub ranks), which is printed as the cold cost.
+Setup (not timed): a throwaway managed Neo4j under ``--home`` (never your atlas: the offline import replaces its
+database), kept between runs of the benchmark and stopped at the end; a synthetic run of the reference study's
+shape (1,393,850 edges at scale 1), written once and loaded with the offline import (``neo4j-admin database
+import``) unless that run is already in the graph; then annotations and top genes on the source features. The first
+request of a run counts its degrees once (hub ranks), which is printed as the cold cost.
 
 Targets on this machine: feature API p95 <= 150 ms, neighbourhood p95 <= 500 ms, 8 clients with 0 errors.
 
@@ -137,11 +138,22 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="where the synthetic run is written (default /tmp/atlas-bench-explorer/scale-S)")
     parser.add_argument("--calls", type=int, default=40, help="calls per client and measurement")
+    parser.add_argument("--home", type=Path, default=Path("/tmp/atlas-bench-explorer/instance"),
+                        help="ATLAS_HOME of the benchmark's own Neo4j (its database is replaced)")
     args = parser.parse_args()
     run_dir = args.run_dir or Path(f"/tmp/atlas-bench-explorer/scale-{args.scale:g}")
-    if not os.environ.get("NEO4J_URI") and server.running_pid(server.ServerConfig.from_env()) is None:
-        server.start()
+    os.environ.update(ATLAS_HOME=str(args.home), ATLAS_BOLT_PORT=str(free_port()), ATLAS_HTTP_PORT=str(free_port()))
+    for name in ("NEO4J_URI", "NEO4J_PASSWORD", "NEO4J_DATABASE"):
+        os.environ.pop(name, None)
+    config = server.start()
+    try:
+        benchmark(args, run_dir)
+    finally:
+        server.stop(config)
 
+
+def benchmark(args: argparse.Namespace, run_dir: Path) -> None:
+    """Set up the run, start `atlas serve` and print every measurement and the targets."""
     with connect() as graph:
         version, _, gds_version = graph.server_versions()
         print(f"Neo4j {version}, GDS {gds_version}, scale {args.scale}, {os.cpu_count()} CPUs, "
@@ -165,6 +177,7 @@ def main() -> None:
         finally:
             explorer.close()
     report_targets(results)
+    print(f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (the machine is shared)")
 
 
 def run_measurements(graph: Graph, explorer: Explorer, run_id: str, features: dict[str, str], calls: int
