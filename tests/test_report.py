@@ -140,6 +140,6 @@ def test_report_links_every_feature_uid_to_its_explorer_page(run, graph, tmp_pat
 
 
 def test_report_cli_refuses_an_explorer_url_that_is_not_http_in_one_line(tmp_path):
-    result = atlas("report", "--run", "toy", "--out", str(tmp_path), "--explorer-url", "file:///etc")
+    result = run_atlas("report", "--run", "toy", "--out", tmp_path, "--explorer-url", "file:///etc")
     assert result.returncode == 1 and result.stderr.strip().count("\n") == 0
     assert "--explorer-url must start with http" in result.stderr

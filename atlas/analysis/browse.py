@@ -1,9 +1,9 @@
 """Read-side documents of the atlas: runs, feature documents, edge pages, neighbourhoods, genes, terms and search.
 
-Each function returns plain, strict-JSON data (no NaN or Infinity: null) that the explorer's pages, its JSON API and
-a release exporter all use. Every edge read goes through the shard visibility fence: a request reads the visible
-shard keys of its runs once (:func:`visible_keys`) and passes them to each statement, so all parts of one answer
-count the same shards, each wholly or not at all.
+Each function returns plain, strict-JSON data (:func:`atlas.plain.plain`: no NaN or Infinity, null instead) that
+the explorer's pages, its JSON API and a release exporter all use. Every edge read goes through the shard visibility
+fence: a request reads the visible shard keys of its runs once (:func:`visible_keys`) and passes them to each
+statement, so all parts of one answer count the same shards, each wholly or not at all.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 import queries
 from atlas.db.connection import Graph
 from atlas.errors import AtlasError
+from atlas.plain import plain
 
 MAX_PAGE = 500
 MAX_NEIGHBOURHOOD = 500
@@ -36,19 +37,6 @@ class NotFound(AtlasError):
 
 class InvalidParameter(AtlasError):
     """A parameter outside its allowed values (HTTP 422)."""
-
-
-def strict(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by None and numpy scalars and arrays made plain."""
-    if isinstance(value, dict):
-        return {key: strict(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict(item) for item in value]
-    if hasattr(value, "tolist"):
-        return strict(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _read(graph: Graph, name: str, **parameters: Any) -> list[dict[str, Any]]:
@@ -77,7 +65,7 @@ def _fence(graph: Graph, run: str | None) -> list[int]:
 
 def runs_overview(graph: Graph) -> list[dict[str, Any]]:
     """Every run: id, kind, model, SAE, source and downstream layers, cells, edges, shards, status, created."""
-    return strict(_read(graph, "explorer_runs"))
+    return plain(_read(graph, "explorer_runs"))
 
 
 @dataclass(frozen=True)
@@ -163,8 +151,8 @@ def run_hubs(graph: Graph, run: str, top: int = 20, unannotated: bool = False) -
             hubs.append({**degrees.of(uid), "uid": uid, "layer": card.get("layer"), "label": card.get("label"),
                          "annotated": bool(card.get("annotated"))})
             if len(hubs) == top:
-                return strict(hubs)
-    return strict(hubs)
+                return plain(hubs)
+    return plain(hubs)
 
 
 def degree_histogram(out_degrees: np.ndarray, bins: int = HISTOGRAM_BINS) -> list[dict[str, Any]]:
@@ -190,7 +178,7 @@ def run_document(graph: Graph, run: str, top: int = 20) -> dict[str, Any]:
                "median_out_degree": float(np.median(sources)) if sources.size else None,
                "max_out_degree": int(sources.max()) if sources.size else None}
     attenuation = graph.read(queries.get("attenuation_counts").text, runs=[run], layers=None)
-    return strict({"run": info, "degrees": summary, "histogram": degree_histogram(sources),
+    return plain({"run": info, "degrees": summary, "histogram": degree_histogram(sources),
                    "hubs": run_hubs(graph, run, top), "attenuation": attenuation})
 
 
@@ -205,7 +193,7 @@ def feature_document(graph: Graph, uid: str) -> dict[str, Any]:
                         if (stats := DEGREES.get(graph, run, visible).of(uid)) is not None]
     named = queries.get("feature_redundancy")
     document["interactions"] = graph.read(named.text, **named.bind({"uid": uid}))
-    return strict(document)
+    return plain(document)
 
 
 @dataclass(frozen=True)
@@ -244,7 +232,7 @@ def feature_edges(graph: Graph, uid: str, edge_filter: EdgeFilter = EdgeFilter()
     if not _read(graph, "explorer_feature_cards", uids=[uid]):
         raise NotFound(f"no feature {uid!r} in the atlas")
     row = _read(graph, "explorer_feature_edges", uid=uid, visible=visible, **vars(edge_filter))[0]
-    return strict({"uid": uid, "direction": edge_filter.direction, "total": row["total"],
+    return plain({"uid": uid, "direction": edge_filter.direction, "total": row["total"],
                    "offset": edge_filter.offset, "limit": edge_filter.limit, "edges": row["edges"]})
 
 
@@ -270,7 +258,7 @@ def neighbourhood(graph: Graph, uid: str, run: str | None = None, hops: int = 2,
     cards = {**center, **_cards(graph, uids)}
     nodes = [{"uid": node, "layer": cards[node]["layer"], "label": cards[node]["label"],
               "annotated": bool(cards[node]["annotated"]), "center": node == uid} for node in uids]
-    return strict({"uid": uid, "run": run, "hops": hops, "limit": limit, "nodes": nodes, "edges": edges})
+    return plain({"uid": uid, "run": run, "hops": hops, "limit": limit, "nodes": nodes, "edges": edges})
 
 
 def gene_document(graph: Graph, gene_id: str) -> dict[str, Any]:
@@ -278,7 +266,7 @@ def gene_document(graph: Graph, gene_id: str) -> dict[str, Any]:
     rows = _read(graph, "explorer_gene", id=gene_id, limit=LINKED_LIMIT)
     if not rows:
         raise NotFound(f"no gene {gene_id!r} in the atlas (give an Ensembl id or a symbol)")
-    return strict(rows[0])
+    return plain(rows[0])
 
 
 def term_document(graph: Graph, term_id: str) -> dict[str, Any]:
@@ -286,7 +274,7 @@ def term_document(graph: Graph, term_id: str) -> dict[str, Any]:
     rows = _read(graph, "explorer_term", id=term_id, limit=LINKED_LIMIT)
     if not rows:
         raise NotFound(f"no term {term_id!r} in the atlas (term ids look like GO:0006955)")
-    return strict(rows[0])
+    return plain(rows[0])
 
 
 def search(graph: Graph, text: str, limit: int = SEARCH_LIMIT) -> dict[str, Any]:
@@ -295,7 +283,7 @@ def search(graph: Graph, text: str, limit: int = SEARCH_LIMIT) -> dict[str, Any]
     if not text:
         raise InvalidParameter("search text is empty: give part of a uid, label, gene symbol or term name")
     _check_range("limit", limit, 1, MAX_PAGE)
-    return strict({"q": text, **_read(graph, "explorer_search", q=text, limit=limit)[0]})
+    return plain({"q": text, **_read(graph, "explorer_search", q=text, limit=limit)[0]})
 
 
 def _check_range(name: str, value: int, low: int, high: int | None) -> None:

@@ -26,6 +26,7 @@ from atlas.analysis import browse
 from atlas.db.connection import ConnectionSettings, Graph, connect
 from atlas.errors import AtlasError
 from atlas.explorer import models
+from atlas.plain import plain
 
 HERE = Path(__file__).parent
 FRONTEND = HERE / "frontend"
@@ -73,7 +74,7 @@ class StrictJSONResponse(JSONResponse):
     """JSON without NaN or Infinity (null instead), as every strict parser expects."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(browse.strict(content), allow_nan=False, ensure_ascii=False,
+        return json.dumps(plain(content), allow_nan=False, ensure_ascii=False,
                           separators=(",", ":")).encode("utf-8")
 
 
