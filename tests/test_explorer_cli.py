@@ -7,17 +7,15 @@ import os
 import secrets
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 
 import pytest
 
 from atlas.explorer import app as explorer_app
+from tests.cli import ATLAS
 from tests.explorer import ExplorerServer, free_port
 from tests.graphs import feature_table, write_features
-
-ATLAS = [sys.executable, "-c", "from atlas.cli import main; main()"]
 
 
 def test_serve_help_shows_examples_and_the_localhost_default():

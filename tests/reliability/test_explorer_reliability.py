@@ -16,9 +16,9 @@ from atlas.db import server
 from benchmarks.synthetic import make_synthetic_run
 from loaders.online import ingest_run
 from loaders.schema import feature_uid
+from tests.cli import ATLAS, atlas_env
 from tests.conftest import wipe
 from tests.explorer import ExplorerServer, strict_loads
-from tests.reliability.processes import ATLAS, atlas_env
 from tests.reliability.test_concurrency import Expected
 
 pytestmark = pytest.mark.neo4j
