@@ -126,7 +126,7 @@ def test_report_cli_prints_the_paths(run, tmp_path):
 
 def test_report_links_every_feature_uid_to_its_explorer_page(run, graph, tmp_path):
     scope = resolve_scope(graph, ["toy"])
-    built = report.build_report(graph, scope, HubRule(threshold=None, percentile=90), top=10, progress=False)
+    built = report.build_report(graph, scope, HubRule(threshold=None, percentile=90), top=10)
     paths = report.write_report(built, tmp_path, explorer_url="http://127.0.0.1:8000/")
     page, markdown = paths["html"].read_text(), paths["markdown"].read_text()
     hub_uids = [uid for section in built.sections if section.key == "hubs"
