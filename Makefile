@@ -7,7 +7,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export ATLAS_HOME ?= $(CURDIR)/.atlas
 
-.PHONY: venv db demo test lint bench clean-db
+FRONTEND := atlas/explorer/frontend
+FRONTEND_STAMP := $(FRONTEND)/node_modules/.package-lock.json
+
+.PHONY: venv db demo test lint bench clean-db frontend browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,14 +20,31 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The explorer's graph view (cytoscape), exactly as the committed lock file says; served by `atlas serve`. Without
+# npm (and not root to apt-get it) the explorer still works, less its graph view, and says so.
+$(FRONTEND_STAMP): $(FRONTEND)/package.json $(FRONTEND)/package-lock.json
+	@if ! command -v npm >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq npm; fi
+	@if command -v npm >/dev/null; then npm ci --prefix $(FRONTEND) --no-audit --no-fund && touch $(FRONTEND_STAMP); \
+	else echo "the explorer's graph view needs npm (sudo apt-get install -y npm), then: make frontend"; fi
+
+frontend: $(FRONTEND_STAMP)
+
+# Headless Chromium and its driver for the explorer's browser test (Debian packages).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq chromium chromium-driver; \
+	else echo "the browser test needs chromium and chromedriver: sudo apt-get install -y chromium chromium-driver"; fi
+
 db: venv
 	$(BIN)/atlas db start
 	$(BIN)/atlas db init
 
-demo: venv
+demo: venv frontend
 	$(BIN)/atlas demo
 
-test: venv
+test: venv frontend browser
 	$(BIN)/ruff check atlas loaders queries tests benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/pytest

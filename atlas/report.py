@@ -15,11 +15,13 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -206,22 +208,50 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def markdown_table(table: pd.DataFrame, limit: int = 50) -> str:
-    """A GitHub-flavoured Markdown table of the first ``limit`` rows."""
+FEATURE_UID = re.compile(r"^[^/\s]+/[^/\s]+/L\d+/F\d+$")
+
+
+def feature_link(value: Any, explorer_url: str | None) -> str | None:
+    """The explorer page of a feature uid (``model/sae/LNN/FNNNN``), or None for anything else or no explorer."""
+    if not explorer_url or not isinstance(value, str) or not FEATURE_UID.match(value):
+        return None
+    return f"{explorer_url.rstrip('/')}/features/{quote(value, safe='/')}"
+
+
+def _linked_cell(value: Any, explorer_url: str | None, markdown: bool) -> str:
+    """A cell with every feature uid in it linked to its explorer page (escaped for HTML or Markdown)."""
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not any(feature_link(item, explorer_url) for item in items):
+        text = _cell(value)
+        return text.replace("|", "\\|") if markdown else html.escape(text)
+    parts = []
+    for item in items:
+        link = feature_link(item, explorer_url)
+        if markdown:
+            parts.append(f"[{item}]({link})" if link else _cell(item).replace("|", "\\|"))
+        else:
+            parts.append(f"<a href='{html.escape(link)}'>{html.escape(item)}</a>" if link
+                         else html.escape(_cell(item)))
+    return ", ".join(parts)
+
+
+def markdown_table(table: pd.DataFrame, limit: int = 50, explorer_url: str | None = None) -> str:
+    """A GitHub-flavoured Markdown table of the first ``limit`` rows (feature uids linked to the explorer)."""
     rows = table.head(limit)
     lines = ["| " + " | ".join(map(str, rows.columns)) + " |", "|" + "---|" * len(rows.columns)]
-    lines += ["| " + " | ".join(_cell(value).replace("|", "\\|") for value in row) + " |"
+    lines += ["| " + " | ".join(_linked_cell(value, explorer_url, markdown=True) for value in row) + " |"
               for row in rows.itertuples(index=False)]
     if len(table) > limit:
         lines.append(f"\n*first {limit} of {len(table)} rows*")
     return "\n".join(lines)
 
 
-def html_table(table: pd.DataFrame, limit: int = 50) -> str:
-    """An HTML table of the first ``limit`` rows, every value escaped."""
+def html_table(table: pd.DataFrame, limit: int = 50, explorer_url: str | None = None) -> str:
+    """An HTML table of the first ``limit`` rows, every value escaped (feature uids linked to the explorer)."""
     rows = table.head(limit)
     head = "".join(f"<th>{html.escape(str(column))}</th>" for column in rows.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(value))}</td>" for value in row) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{_linked_cell(value, explorer_url, markdown=False)}</td>"
+                                    for value in row) + "</tr>"
                    for row in rows.itertuples(index=False))
     more = f"<p class='more'>first {limit} of {len(table)} rows</p>" if len(table) > limit else ""
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
@@ -233,7 +263,7 @@ th{background:#f2f2f2}code{background:#f6f6f6;padding:2px 5px;display:block;whit
 img{max-width:100%}.more{color:#777;font-size:.8em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em}"""
 
 
-def render_html(report: Report, figures: dict[tuple[str, int], bytes]) -> str:
+def render_html(report: Report, figures: dict[tuple[str, int], bytes], explorer_url: str | None = None) -> str:
     """The report as one HTML document with the figures embedded as base64 PNG."""
     title = f"Circuit Atlas report: {report.scope.key}"
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -246,7 +276,7 @@ def render_html(report: Report, figures: dict[tuple[str, int], bytes]) -> str:
             parts.append(f"<p>{html.escape(section.text)}</p>")
         parts.append(f"<p>Reproduce:</p><code>{html.escape(section.command)}</code>")
         for caption, table in section.tables:
-            parts.append(f"<h3>{html.escape(caption)}</h3>{html_table(table)}")
+            parts.append(f"<h3>{html.escape(caption)}</h3>{html_table(table, explorer_url=explorer_url)}")
         for index, (caption, _) in enumerate(section.figures):
             encoded = base64.b64encode(figures[(section.key, index)]).decode("ascii")
             parts.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{encoded}'>"
@@ -255,7 +285,8 @@ def render_html(report: Report, figures: dict[tuple[str, int], bytes]) -> str:
     return "\n".join(parts)
 
 
-def render_markdown(report: Report, figure_files: dict[tuple[str, int], str]) -> str:
+def render_markdown(report: Report, figure_files: dict[tuple[str, int], str], explorer_url: str | None = None
+                    ) -> str:
     """The report as Markdown, figures referenced as PNG files next to it."""
     lines = [f"# Circuit Atlas report: {report.scope.key}", "",
              f"Generated {report.created_at}. Reproduce the whole report with "
@@ -266,14 +297,15 @@ def render_markdown(report: Report, figure_files: dict[tuple[str, int], str]) ->
             lines += [section.text, ""]
         lines += ["Reproduce:", "", "```", section.command, "```", ""]
         for caption, table in section.tables:
-            lines += [f"### {caption}", "", markdown_table(table), ""]
+            lines += [f"### {caption}", "", markdown_table(table, explorer_url=explorer_url), ""]
         for index, (caption, _) in enumerate(section.figures):
             lines += [f"![{caption}]({figure_files[(section.key, index)]})", ""]
     return "\n".join(lines)
 
 
-def write_report(report: Report, out_dir: Path) -> dict[str, Path]:
-    """Write ``report.html`` (self-contained), ``report.md`` and ``figures/*.png`` into ``out_dir``."""
+def write_report(report: Report, out_dir: Path, explorer_url: str | None = None) -> dict[str, Path]:
+    """Write ``report.html`` (self-contained), ``report.md`` and ``figures/*.png`` into ``out_dir``; with an
+    ``explorer_url`` (where `atlas serve` runs) every feature uid in the tables links to its explorer page."""
     out_dir = Path(out_dir)
     figures_dir = out_dir / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
@@ -286,6 +318,6 @@ def write_report(report: Report, out_dir: Path) -> dict[str, Path]:
             (figures_dir / name).write_bytes(figures[key])
             files[key] = f"figures/{name}"
     paths = {"html": out_dir / "report.html", "markdown": out_dir / "report.md", "figures": figures_dir}
-    paths["html"].write_text(render_html(report, figures), encoding="utf-8")
-    paths["markdown"].write_text(render_markdown(report, files), encoding="utf-8")
+    paths["html"].write_text(render_html(report, figures, explorer_url), encoding="utf-8")
+    paths["markdown"].write_text(render_markdown(report, files, explorer_url), encoding="utf-8")
     return paths

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 Runs = str | Sequence[str]
 Layers = int | Sequence[int] | None
 EDGE_COLUMNS = ["run", "source", "target", "source_layer", "target_layer", "d", "mean", "std", "consistency", "n",
-                "p", "q", "sign"]
+                "p", "q", "sign", "perm_p", "perm_q"]
 FEATURE_COLUMNS = ["uid", "model", "sae", "layer", "index", "activation_freq", "annotated", "label"]
 
 
@@ -60,9 +60,10 @@ class Atlas:
         """An authenticated graphdatascience client on the same server and database."""
         return self.graph.gds
 
-    def scope(self, runs: Runs, layers: Layers = None) -> Scope:
-        """The checked scope of some runs and layers (unknown runs or layers raise one clear AtlasError)."""
-        return resolve_scope(self.graph, _list(runs), _list(layers) if layers is not None else None)
+    def scope(self, runs: Runs, layers: Layers = None, max_q: float | None = None, q_column: str = "q") -> Scope:
+        """The checked scope of some runs and layers, optionally only edges whose ``q_column`` (``q`` or ``perm_q``)
+        is at most ``max_q`` (unknown runs or layers, or ``perm_q`` of an uncalibrated run, raise one AtlasError)."""
+        return resolve_scope(self.graph, _list(runs), _list(layers) if layers is not None else None, max_q, q_column)
 
     def runs(self) -> pd.DataFrame:
         """Every run: id, kind, model, sae, source and downstream layers, cells, status, edges, creation time."""
@@ -83,10 +84,11 @@ class Atlas:
         return pd.DataFrame(rows, columns=FEATURE_COLUMNS).sort_values("uid", ignore_index=True)
 
     def edges(self, runs: Runs, layers: Layers = None, min_abs_d: float | None = None, max_q: float | None = None,
-              arrow: bool = False) -> pd.DataFrame | pa.Table:
-        """The scope's visible AFFECTS edges with their statistics (pandas, or a pyarrow Table with ``arrow``)."""
-        scope = self.scope(runs, layers)
-        rows = self.graph.read(queries.internal("scope_edges").text, min_abs_d=min_abs_d, max_q=max_q,
+              q_column: str = "q", arrow: bool = False) -> pd.DataFrame | pa.Table:
+        """The scope's visible AFFECTS edges with their statistics, perm_p/perm_q null until the run is calibrated
+        (pandas, or a pyarrow Table with ``arrow``)."""
+        scope = self.scope(runs, layers, max_q, q_column)
+        rows = self.graph.read(queries.internal("scope_edges").text, min_abs_d=min_abs_d,
                                **scope.parameters())[0]["rows"]
         table = pd.DataFrame(rows, columns=EDGE_COLUMNS)
         if arrow:

@@ -42,6 +42,9 @@ def test_tiny_demo_builds_a_populated_graph_and_a_report_and_a_rerun_reuses_the_
     assert not first.model_trained and not first.saes_trained
     assert str(first.report) == printed["report"]
     assert first.report.is_file() and "<html" in first.report.read_text().lower()
+    assert printed["explorer"] == {"command": f"atlas serve --reports {tmp_path / 'reports'}",
+                                   "url": "http://127.0.0.1:8000/"}
+    assert "href='http://127.0.0.1:8000/features/" in first.report.read_text()  # the report links the explorer
     counts = clean_graph.read(
         "MATCH (:Feature)-[e:AFFECTS {run: $run}]->(:Feature) RETURN count(e) AS edges", run=first.run_id)[0]
     manifest = json.loads((first.run_dir / "manifest.json").read_text())

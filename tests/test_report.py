@@ -122,3 +122,24 @@ def test_report_cli_prints_the_paths(run, tmp_path):
     paths = json.loads(done.stdout)
     assert (tmp_path / "r" / "report.html").samefile(paths["html"])
     assert "bias" in paths["sections"]
+
+
+def test_report_links_every_feature_uid_to_its_explorer_page(run, graph, tmp_path):
+    scope = resolve_scope(graph, ["toy"])
+    built = report.build_report(graph, scope, HubRule(threshold=None, percentile=90), top=10)
+    paths = report.write_report(built, tmp_path, explorer_url="http://127.0.0.1:8000/")
+    page, markdown = paths["html"].read_text(), paths["markdown"].read_text()
+    hub_uids = [uid for section in built.sections if section.key == "hubs"
+                for _, table in section.tables if "uid" in table for uid in table["uid"].head(50)]
+    assert hub_uids
+    for uid in hub_uids:
+        assert f"<a href='http://127.0.0.1:8000/features/{uid}'>{uid}</a>" in page
+        assert f"[{uid}](http://127.0.0.1:8000/features/{uid})" in markdown
+    unlinked = re.findall(r"<td>([^<>/]+/[^<>/]+/L\d+/F\d+)</td>", page)
+    assert unlinked == []
+
+
+def test_report_cli_refuses_an_explorer_url_that_is_not_http_in_one_line(tmp_path):
+    result = run_atlas("report", "--run", "toy", "--out", tmp_path, "--explorer-url", "file:///etc")
+    assert result.returncode == 1 and result.stderr.strip().count("\n") == 0
+    assert "--explorer-url must start with http" in result.stderr

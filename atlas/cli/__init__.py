@@ -29,6 +29,7 @@ COMMANDS = {
     "steer": "atlas.cli.experiments:steer",
     "sae": "atlas.cli.sae:sae",
     "demo": "atlas.cli.demo:demo",
+    "serve": "atlas.cli.serve:serve",
 }
 
 

@@ -17,8 +17,9 @@ from atlas.cli.output import emit_json
               help="Where the demo keeps its files (default: $ATLAS_HOME/demo).")
 @click.option("--tiny", is_flag=True, help="A seconds-long version (3 small layers, 60 cells) to check the set-up.")
 @click.option("--no-start", is_flag=True, help="Do not start the managed server (use NEO4J_URI or a running one).")
+@click.option("--serve", "serve", is_flag=True, help="Keep the explorer (`atlas serve`) running after the demo.")
 @click.option("--json", "as_json", is_flag=True, help="Print where everything is as JSON at the end.")
-def demo(home: Path | None, tiny: bool, no_start: bool, as_json: bool) -> None:
+def demo(home: Path | None, tiny: bool, no_start: bool, serve: bool, as_json: bool) -> None:
     """Run the whole pipeline on real cells: model -> SAEs -> catalog -> annotation -> trace -> Neo4j -> report.
 
     The model and SAEs are cached under the demo directory: a second run only re-runs the cheap steps.
@@ -26,6 +27,7 @@ def demo(home: Path | None, tiny: bool, no_start: bool, as_json: bool) -> None:
     \b
     Examples:
       atlas demo
+      atlas demo --serve             # then browse http://127.0.0.1:8000/
       ATLAS_HOME=/tmp/atlas2 ATLAS_BOLT_PORT=7688 ATLAS_HTTP_PORT=7475 atlas demo --tiny
     """
     from atlas.demo.pipeline import DemoSizes, run_demo
@@ -40,7 +42,15 @@ def demo(home: Path | None, tiny: bool, no_start: bool, as_json: bool) -> None:
     summary = next_steps(result)
     if as_json:
         emit_json({**summary, "seconds": {**result.seconds, "total": total}})
-        return
+    else:
+        _print_summary(summary, total)
+    if serve:
+        from atlas.cli.serve import run_explorer
+
+        run_explorer(reports=result.report.parent.parent)
+
+
+def _print_summary(summary: dict, total: float) -> None:
     click.secho(f"\nDone in {total} s.", bold=True)
     click.echo(f"Report:        {summary['report']}")
     click.echo(f"Neo4j Browser: {summary['browser']}  (connect to {summary['bolt']}, user neo4j, password in "
@@ -49,3 +59,4 @@ def demo(home: Path | None, tiny: bool, no_start: bool, as_json: bool) -> None:
     click.echo("Try next:")
     for command in summary["try"]:
         click.echo(f"  {command}")
+    click.echo(f"Explorer:      {summary['explorer']['command']}   then open {summary['explorer']['url']}")

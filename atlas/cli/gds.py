@@ -41,9 +41,9 @@ def parse_configuration(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the result table to a .parquet or .csv file.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (summary and the result table).")
-def gds(algorithm: str, runs: tuple[str, ...], layers: tuple[int, ...], configuration: tuple[str, ...], mode: str,
-        weighted: bool, write_property: str | None, column: str | None, out: Path | None,
-        as_json: bool) -> None:
+def gds(algorithm: str, runs: tuple[str, ...], layers: tuple[int, ...], max_q: float | None, q_column: str,
+        configuration: tuple[str, ...], mode: str, weighted: bool, write_property: str | None, column: str | None,
+        out: Path | None, as_json: bool) -> None:
     """Run any GDS ALGORITHM of the installed library (stream or stats mode) on the projection of --run (repeatable)
     and --layer; results are joined to feature uid, label and layer. The projection is estimated first, is the only
     thing created, and is dropped; the stored graph is untouched unless --write is given.
@@ -52,6 +52,7 @@ def gds(algorithm: str, runs: tuple[str, ...], layers: tuple[int, ...], configur
     Examples:
       atlas gds pageRank --run L0 --run L5 --run L11 -c dampingFactor=0.85 --out pagerank.parquet
       atlas gds wcc --run L5-exhaustive --mode stats --json
+      atlas gds pageRank --run L5-exhaustive --max-q 0.05 --q-column perm_q   # calibrated edges only
       atlas gds nodeSimilarity --run L5-exhaustive -c topK=5 --layer 6
       atlas gds articleRank --run L5-exhaustive --write article_rank
       atlas gds nope --run L5-exhaustive          # lists the installed algorithms
@@ -66,7 +67,7 @@ def gds(algorithm: str, runs: tuple[str, ...], layers: tuple[int, ...], configur
         if mode != "stream":
             raise AtlasError("--write stores per-feature results: use --mode stream")
     with connect() as graph:
-        scope = resolve_scope(graph, runs, layers)
+        scope = resolve_scope(graph, runs, layers, max_q, q_column)
         result = run_algorithm(graph, scope, algorithm, parse_configuration(configuration), mode,
                                weighted_undirected=weighted)
         if write_property is not None:

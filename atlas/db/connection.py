@@ -161,14 +161,14 @@ def translate_errors(settings: ConnectionSettings) -> Iterator[None]:
         raise
 
 
-def connect(settings: ConnectionSettings | None = None) -> Graph:
-    """Open a :class:`Graph` and check that the server answers with these credentials."""
+def connect(settings: ConnectionSettings | None = None, **driver_config: Any) -> Graph:
+    """Open a :class:`Graph` and check that the server answers with these credentials; ``driver_config`` goes to the
+    driver (e.g. a shorter ``max_transaction_retry_time`` for a web request)."""
     settings = settings or ConnectionSettings.from_env()
+    options = {"connection_timeout": CONNECTION_TIMEOUT, "connection_acquisition_timeout": ACQUISITION_TIMEOUT,
+               "max_transaction_retry_time": MAX_RETRY_TIME, **driver_config}
     try:
-        driver = GraphDatabase.driver(settings.uri, auth=(settings.user, settings.password),
-                                      connection_timeout=CONNECTION_TIMEOUT,
-                                      connection_acquisition_timeout=ACQUISITION_TIMEOUT,
-                                      max_transaction_retry_time=MAX_RETRY_TIME)
+        driver = GraphDatabase.driver(settings.uri, auth=(settings.user, settings.password), **options)
     except (ConfigurationError, ValueError) as error:
         # The driver's message may quote the URI, credentials included: name the rule instead.
         raise AtlasError("NEO4J_URI is not a Neo4j Bolt address: use scheme://host[:port] with no "

@@ -23,6 +23,7 @@ import torch
 from atlas.cells import load_cells
 from atlas.demo.data import write_demo_data
 from atlas.demo.model import ModelConfig, cached_demo_model
+from atlas.explorer import explorer_url
 from atlas.settings import atlas_home
 
 SAE_KEY_FILE = "demo_saes.json"
@@ -200,7 +201,8 @@ def _run_steps(home: Path, sizes: DemoSizes, start_server: bool, echo: Callable[
     done = step(8, "analyses + report: degrees, hubs, unannotated hubs, attenuation, heavy tail, annotation bias")
     report_dir = home / "reports" / run_id
     # the paper's hub rule (> 1000 edges) is for 4,608-feature layers; the demo's 256 features use the top 5%
-    run_atlas(["report", "--run", run_id, "--percentile", "95", "--out", str(report_dir)], echo)
+    run_atlas(["report", "--run", run_id, "--percentile", "95", "--out", str(report_dir),
+               "--explorer-url", explorer_url()], echo)
     done()
     return DemoResult(home=home, model_dir=model_dir, sae_dir=sae_dir, run_dir=run_dir, run_id=run_id,
                       report=report_dir / "report.html", model_trained=model_trained, saes_trained=saes_trained,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shlex
 from collections import Counter
 from pathlib import Path
 
 from atlas.demo.pipeline import DemoResult
+from atlas.explorer import explorer_url
 
 
 def top_hub(run_id: str) -> dict | None:
@@ -50,7 +52,10 @@ def next_steps(result: DemoResult) -> dict:
                     "atlas query features_by_gene -p gene=CD3D")
     if len(commands) < 3:
         commands.append("atlas query features_by_gene -p gene=CD3D")
-    return {"report": str(result.report), "browser": browser, "bolt": bolt, "password_file": password_file,
+    reports = result.report.parent.parent
+    explorer = {"command": f"atlas serve --reports {shlex.quote(str(reports))}", "url": explorer_url()}
+    return {"report": str(result.report), "browser": browser, "explorer": explorer, "bolt": bolt,
+            "password_file": password_file,
             "run_id": result.run_id, "model": str(result.model_dir), "saes": str(result.sae_dir),
             "model_trained": result.model_trained, "saes_trained": result.saes_trained, "try": commands,
             "top_hub": hub}
