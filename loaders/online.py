@@ -166,6 +166,9 @@ def _load_shard(graph: Graph, run: ValidatedRun, record: ShardRecord, ids: dict[
     order = [shard.file for shard in run.shards]
     checksums = [shard.sha256 for shard in run.shards]
     graph.write(_statement("ingest_shard_begin"), mark=mark, run=run.run_id, shard=record.file)
+    if record.rows == 0:  # no batch to carry the finish: an empty shard is loaded by its mark alone
+        graph.write(_statement("ingest_shard_finish"), run=run.run_id, mark=mark, shard=record.file, rows=0,
+                    order=order, checksums=checksums)
     for start, batch in _batches(run, record, ids, batch_size):
         if stop.is_set():
             return

@@ -10,6 +10,7 @@ from typing import Any
 import queries
 from atlas.db.connection import Graph
 from atlas.errors import AtlasError
+from loaders.schema import escape_name
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,9 @@ class Scope:
 
     @property
     def key(self) -> str:
-        """Stable, readable name of the scope: ``runA+runB``, ``runA@L6,11`` or ``runA@perm_q<=0.05``."""
-        key = "+".join(self.runs)
+        """Stable, readable name of the scope: ``runA+runB``, ``runA@L6,11`` or ``runA@perm_q<=0.05`` (``+``, ``@``
+        and ``%`` in a run id escaped, so runs ``a+b`` and ``a``, ``b`` are different scopes)."""
+        key = "+".join(escape_name(run, "+@") for run in self.runs)
         key += "@L" + ",".join(map(str, self.layers)) if self.layers else ""
         return key + (f"@{self.q_column}<={self.max_q:g}" if self.max_q is not None else "")
 
