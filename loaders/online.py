@@ -28,6 +28,7 @@ executes while another commits; on a machine whose cores are already busy they g
 
 from __future__ import annotations
 
+import shlex
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -263,7 +264,7 @@ def _check_loadable(run: ValidatedRun, state: dict[str, Any]) -> None:
     """Refuse a run that is half-deleted, or whose Run node describes another run or other shards."""
     if state.get("status") == "deleting":
         raise AtlasError(f"run {run.run_id} is being deleted (an earlier `atlas ingest --delete` stopped); finish "
-                         f"it with `atlas ingest --delete {run.run_id}`, then load the run again")
+                         f"it with `atlas ingest --delete {shlex.quote(run.run_id)}`, then load the run again")
     check_identity(run, state)
 
 

@@ -7,6 +7,7 @@ rows from here, so the two paths cannot drift apart.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,10 +252,10 @@ def check_identity(run: ValidatedRun, existing: dict[str, Any]) -> None:
         if name in existing and existing[name] != expected[name]:
             raise AtlasError(f"run {run.run_id} is already in the graph with {name} = {existing[name]!r}, but "
                              f"{run.run_dir} says {expected[name]!r}; delete it first (atlas ingest --delete "
-                             f"{run.run_id}) or give the new run another id")
+                             f"{shlex.quote(run.run_id)}) or give the new run another id")
     for name, checksum in zip(existing.get("shards") or [], existing.get("shard_checksums") or [], strict=True):
         record = run.shard(name)
         if record is None or record.sha256 != checksum:
             what = "no longer lists it" if record is None else "has a different checksum for it"
             raise AtlasError(f"run {run.run_id}: shard {name} is loaded, but {run.run_dir} {what}; delete the run "
-                             f"(atlas ingest --delete {run.run_id}) and load it again")
+                             f"(atlas ingest --delete {shlex.quote(run.run_id)}) and load it again")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,8 +73,8 @@ class Scope:
         return tuple(sorted(layers))
 
     def command_flags(self) -> str:
-        """The CLI flags that select this scope, for reproducible commands in reports."""
-        flags = [f"--run {run}" for run in self.runs] + [f"--layer {layer}" for layer in self.layers or ()]
+        """The CLI flags that select this scope, shell-quoted, for reproducible commands in reports."""
+        flags = [f"--run {shlex.quote(run)}" for run in self.runs] + [f"--layer {layer}" for layer in self.layers or ()]
         if self.max_q is not None:
             flags += [f"--max-q {self.max_q:g}"] + (["--q-column perm_q"] if self.q_column == "perm_q" else [])
         return " ".join(flags)
