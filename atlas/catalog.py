@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from atlas.errors import AtlasError
+from atlas.files import write_atomically
 
 CATALOG = "feature_catalog.json"
 ANNOTATIONS = "feature_annotations.json"
@@ -273,14 +272,7 @@ def write_layer_catalog(layer_dir: str | Path, catalog: LayerCatalog) -> None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=2)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, json.dumps(data, indent=2).encode("utf-8"))
 
 
 def catalog_from_codes(codes: Any, gene_ids: Any, layer: int, k: int, gene_names: dict[int, str] | None = None,

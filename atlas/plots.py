@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from atlas.analysis.result import AnalysisResult
 from atlas.errors import AtlasError
+from atlas.files import write_atomically
 
 ANNOTATED, UNANNOTATED = "#1b6ca8", "#d1495b"
 
@@ -211,6 +212,4 @@ def save(figure: Figure, path: Path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in (".png", ".svg"):
         raise AtlasError(f"{path}: --plot must end in .png or .svg")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    return path
+    return write_atomically(path, lambda out: figure.savefig(out, format=path.suffix.lower()[1:], dpi=120))

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from atlas.errors import AtlasError
+from atlas.files import write_atomically
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -272,7 +272,7 @@ def _read_own_file(path: Path) -> bytes:
 def write_manifest(run_dir: Path, manifest: Manifest) -> None:
     """Write the manifest atomically."""
     manifest.validate()
-    _atomic_write(Path(run_dir) / MANIFEST, manifest.to_json().encode("utf-8"))
+    write_atomically(Path(run_dir) / MANIFEST, manifest.to_json().encode("utf-8"), sync=True)
 
 
 def file_sha256(path: Path) -> str:
@@ -283,22 +283,9 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(path: Path, payload: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(payload)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_file_atomically(path: Path, payload: bytes) -> str:
     """Write any run-directory file atomically (temporary file, fsync, rename); return its SHA-256."""
-    _atomic_write(Path(path), payload)
+    write_atomically(path, payload, sync=True)
     return hashlib.sha256(payload).hexdigest()
 
 
@@ -306,17 +293,8 @@ def write_shard(run_dir: Path, name: str, table: pa.Table) -> ShardRecord:
     """Write one edge shard atomically with the contract schema; return its manifest record."""
     schema = _shard_schema(FINAL_EDGE_SCHEMA if "q" in table.column_names else EDGE_SCHEMA, table)
     table = table.select(schema.names).cast(schema)
-    path = Path(run_dir) / name
-    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=run_dir)
-    os.close(handle)
-    try:
-        pq.write_table(table, temporary, compression="zstd")
-        with open(temporary, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    path = write_atomically(Path(run_dir) / name, lambda out: pq.write_table(table, out, compression="zstd"),
+                            sync=True)
     return ShardRecord(file=name, rows=table.num_rows, sha256=file_sha256(path))
 
 
