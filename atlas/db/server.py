@@ -317,11 +317,12 @@ def start(config: ServerConfig | None = None, timeout: float = 180, progress=pri
     _initialise(config, artifacts)
     command = _java_command(java, artifacts, config, ENTRY_POINT,
                             f"--home-dir={config.home}", f"--config-dir={config.home / 'conf'}")
-    with config.console_log.open("ab") as console:
+    with os.fdopen(os.open(config.console_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as console:
         process = subprocess.Popen(command, env=_env(config), stdout=console, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True, cwd=config.home,
                                    umask=PRIVATE_UMASK)
-    config.pid_file.write_text(f"{process.pid}\n")
+    config.pid_file.unlink(missing_ok=True)
+    _write_private(config.pid_file, f"{process.pid}\n")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
