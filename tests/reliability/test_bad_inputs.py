@@ -25,9 +25,7 @@ from atlas.cli import main
 from atlas.runformat import MANIFEST, file_sha256, read_manifest, write_manifest, write_shard
 from atlas.sae.biosae import write_sae
 from atlas.sae.topk import TopKSAE
-from loaders.online import ingest_run
 from loaders.schema import gene_id
-from tests.conftest import wipe
 from tests.reliability.checksum import graph_checksum
 from tests.reliability.processes import error_lines
 
@@ -246,6 +244,34 @@ def _without_widths(change: Callable[[pa.Table], pa.Table]) -> Callable[[Path], 
     return damage
 
 
+def _catalog_case(edit: Callable[[dict], None]) -> Callable[[Path, Path, Path], list[str]]:
+    """An SAE atlas whose layer-1 feature catalog is changed by ``edit``, loaded with `atlas annotate`."""
+    def build(scratch: Path, _: Path, inputs: Path) -> list[str]:
+        saes, layer_dir = _sae_copy(scratch, inputs)
+        catalog = json.loads((layer_dir / "feature_catalog.json").read_text())
+        edit(catalog)
+        (layer_dir / "feature_catalog.json").write_text(json.dumps(catalog))
+        return ["annotate", "--sae-atlas", str(saes), "--model", "tiny", "--quiet"]
+    return build
+
+
+CATALOG_CASES: dict[str, Case] = {
+    "catalog summary as a list": Case(_catalog_case(lambda data: data.update(summary=[1])),
+                                      "summary must be a JSON object"),
+    "catalog n_features as text": Case(_catalog_case(lambda data: data["summary"].update(n_features="many")),
+                                       "summary.n_features must be a non-negative integer"),
+    "catalog gene_id as text": Case(_catalog_case(
+        lambda data: next(entry for entry in data["features"] if entry["top_genes"])["top_genes"][0].update(
+            gene_id="TP53")), "gene_id must be a non-negative"),
+    "catalog fire_count as a list": Case(_catalog_case(lambda data: data["features"][0].update(fire_count=[3])),
+                                         "features[0].fire_count must be a non-negative integer"),
+    "catalog top_genes as an object": Case(_catalog_case(lambda data: data["features"][1].update(top_genes={})),
+                                           "features[1].top_genes must be a list"),
+    "catalog is_dead as text": Case(_catalog_case(lambda data: data["features"][0].update(is_dead="no")),
+                                    "features[0].is_dead must be true or false"),
+}
+
+
 # Damaged run directories: each must be refused in one line naming the file (and row and column, or field), with
 # the database unchanged. Grouped by class for the measurement in the issue's note.
 DAMAGED_RUNS: dict[str, Case] = {
@@ -373,15 +399,8 @@ CASES: dict[str, Case] = {
     "tokenized dataset without input_ids": Case(_dataset_without_input_ids, "has no input_ids column"),
     "token dictionary pickle that would execute code": Case(_pickle_that_runs_code, "refusing to load"),
     **DAMAGED_RUNS,
+    **CATALOG_CASES,
 }
-
-
-@pytest.fixture(scope="module")
-def loaded_graph(graph, small_run):
-    """The test database holding one loaded run, and its checksum."""
-    wipe(graph)
-    ingest_run(graph, small_run)
-    return graph, graph_checksum(graph)
 
 
 def run_main(args: list[str], capsys, monkeypatch) -> tuple[int, str]:
