@@ -200,7 +200,8 @@ def _parse_feature(entry: Any, path: Path, position: int) -> CatalogFeature:
     if not 0.0 <= frequency <= 1.0:
         raise AtlasError(f"{path}: {where}.activation_freq {frequency} is not in [0, 1]")
     genes = []
-    top_genes = entry.get("top_genes") or []
+    top_genes = entry.get("top_genes")
+    top_genes = [] if top_genes is None else top_genes
     if not isinstance(top_genes, list):
         raise AtlasError(f"{path}: {where}.top_genes must be a list, got {top_genes!r:.60}")
     for rank, gene in enumerate(top_genes):

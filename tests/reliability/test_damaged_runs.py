@@ -23,8 +23,8 @@ pytestmark = pytest.mark.neo4j
 SOURCE_LAYER, DOWNSTREAM, WIDTH, CELLS = 5, (6, 11, 17), 4608, 20
 INT32, INT16 = (-(2**31), 2**31 - 1), (-(2**15), 2**15 - 1)
 NOT_FINITE = st.sampled_from([math.nan, math.inf, -math.inf])
-BELOW_ZERO = st.floats(max_value=-1e-3, allow_nan=False, allow_infinity=False, width=32)
-ABOVE_ONE = st.floats(min_value=1.001, allow_nan=False, allow_infinity=False, width=32)
+BELOW_ZERO = st.floats(max_value=-(2.0**-10), allow_nan=False, allow_infinity=False, width=32)
+ABOVE_ONE = st.floats(min_value=1 + 2.0**-10, allow_nan=False, allow_infinity=False, width=32)
 FEATURE = st.one_of(st.integers(INT32[0], -1), st.integers(WIDTH, INT32[1]))
 # Values no edge may hold, per column (None is a null in the Parquet file).
 BAD_VALUES = {
