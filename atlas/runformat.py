@@ -173,8 +173,8 @@ class Manifest:
             raise AtlasError(f"{source}: a shard is listed twice")
         for position, shard in enumerate(self.shards):
             where = f"{source}: shards[{position}]"
-            if Path(shard.file).name != shard.file or shard.file in (".", "..") or _CONTROL.search(shard.file) \
-                    or shard.file.startswith("."):
+            if not shard.file or Path(shard.file).name != shard.file or shard.file.startswith(".") \
+                    or _CONTROL.search(shard.file):
                 raise AtlasError(f"{where}: file {shard.file!r} must be a plain file name inside the run directory")
             _check_count(where, "rows", shard.rows)
             if not _SHA256.fullmatch(shard.sha256):
@@ -259,14 +259,14 @@ def _read_own_file(path: Path) -> bytes:
     between a check and a read) is refused by the open call itself."""
     try:
         handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(handle, "rb") as file:
+            return file.read()
     except FileNotFoundError as error:
         raise AtlasError(f"{path}: listed in the manifest but missing") from error
     except OSError as error:
         if Path(path).is_symlink():
             raise AtlasError(f"{path}: is a symbolic link; a run directory must hold its own files") from error
-        raise AtlasError(f"{path}: cannot be read ({error.strerror})") from error
-    with os.fdopen(handle, "rb") as file:
-        return file.read()
+        raise AtlasError(f"{path}: cannot be read ({error.strerror or error})") from error
 
 
 def write_manifest(run_dir: Path, manifest: Manifest) -> None:

@@ -339,6 +339,9 @@ DAMAGED_RUNS: dict[str, Case] = {
     "absolute shard path": Case(_ingest_case(_shard_field("file", "/etc/hostname")),
                                 "must be a plain file name inside the run directory"),
     "hidden shard file": Case(_ingest_case(_shard_field("file", ".edges.parquet")), "must be a plain file name"),
+    "empty shard file name": Case(_ingest_case(_shard_field("file", "")), "must be a plain file name"),
+    "shard that is a directory": Case(_ingest_case(lambda run: (run / "edges-dir.parquet").mkdir() or _shard_field(
+        "file", "edges-dir.parquet")(run)), "edges-dir.parquet: cannot be read"),
     "symbolic link as a shard": Case(_ingest_case(_symlinked_shard), "is a symbolic link"),
     "symbolic link as the manifest": Case(_ingest_case(_symlinked_manifest), "is a symbolic link"),
     "manifest edge count off by one": Case(_ingest_case(_edit_manifest(
