@@ -9,10 +9,10 @@ import pyarrow as pa
 import pytest
 
 from atlas.analysis.scope import Scope
+from atlas.gmt import library_name, read_gmt
 from atlas.runformat import FINAL_EDGE_SCHEMA, read_manifest, write_manifest, write_shard
 from benchmarks.synthetic import make_synthetic_run
 from loaders.annotations import AnnotationRows, gene_set_rows, load_annotations
-from loaders.gmt import library_name, read_gmt
 from loaders.offline import bulk_import
 from loaders.online import ingest_run, run_state
 from loaders.runs import LOADED, validate_run
