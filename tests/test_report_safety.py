@@ -36,7 +36,7 @@ def hostile_run(graph):
 
 @pytest.fixture(scope="module")
 def written(graph, hostile_run, tmp_path_factory):
-    built = report.build_report(graph, hostile_run, progress=False)
+    built = report.build_report(graph, hostile_run)
     return built, report.write_report(built, tmp_path_factory.mktemp("report"))
 
 
@@ -68,7 +68,7 @@ def test_a_symlink_planted_at_report_md_is_replaced_not_followed(graph, hostile_
     out = tmp_path / "out"
     out.mkdir()
     (out / "report.md").symlink_to(victim)
-    report.write_report(report.build_report(graph, hostile_run, progress=False), out)
+    report.write_report(report.build_report(graph, hostile_run), out)
     assert victim.read_text() == "precious"
     assert not (out / "report.md").is_symlink() and (out / "report.md").read_text().startswith("# Circuit Atlas")
     assert [path.name for path in out.iterdir() if path.name.startswith(".")] == []  # no temporary left behind
