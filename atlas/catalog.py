@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from atlas.errors import AtlasError
+from atlas.files import write_atomically
 
 CATALOG = "feature_catalog.json"
 ANNOTATIONS = "feature_annotations.json"
@@ -146,6 +145,31 @@ def _number(value: Any, path: Path, where: str) -> float:
     return float(value)
 
 
+def _any_number(value: Any, path: Path, where: str) -> float:
+    """A JSON number, NaN included (a dead feature's mean activation may be NaN in published catalogs)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise AtlasError(f"{path}: {where}: expected a number, got {value!r:.60}")
+    return float(value)
+
+
+def _integer(value: Any, path: Path, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise AtlasError(f"{path}: {where} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _object(value: Any, path: Path, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise AtlasError(f"{path}: {where} must be a JSON object, got {value!r:.60}")
+    return value
+
+
+def _text(value: Any, path: Path, where: str) -> str:
+    if isinstance(value, (dict, list)) or value is None:
+        raise AtlasError(f"{path}: {where} must be a string, got {value!r:.60}")
+    return str(value)
+
+
 def _parse_annotation(entry: Any, path: Path, where: str) -> Annotation:
     if not isinstance(entry, dict) or not isinstance(entry.get("ontology"), str) or "term" not in entry:
         raise AtlasError(f"{path}: {where}: an annotation needs at least 'ontology' and 'term'")
@@ -154,12 +178,14 @@ def _parse_annotation(entry: Any, path: Path, where: str) -> Annotation:
         p_adjusted = _number(p_adjusted, path, f"{where}.p_adjusted")
         if not 0.0 <= p_adjusted <= 1.0:
             raise AtlasError(f"{path}: {where}.p_adjusted {p_adjusted} is not in [0, 1]")
-    odds_ratio = entry.get("odds_ratio")
+    odds_ratio, n_overlap, genes = entry.get("odds_ratio"), entry.get("n_overlap"), entry.get("overlap_genes", [])
+    if not isinstance(genes, list):
+        raise AtlasError(f"{path}: {where}.overlap_genes must be a list, got {genes!r:.60}")
     return Annotation(
-        ontology=entry["ontology"], term=str(entry["term"]), p_adjusted=p_adjusted,
-        odds_ratio=None if odds_ratio is None else float(odds_ratio),
-        n_overlap=None if entry.get("n_overlap") is None else int(entry["n_overlap"]),
-        overlap_genes=[str(gene) for gene in entry.get("overlap_genes", [])],
+        ontology=entry["ontology"], term=_text(entry["term"], path, f"{where}.term"), p_adjusted=p_adjusted,
+        odds_ratio=None if odds_ratio is None else _number(odds_ratio, path, f"{where}.odds_ratio"),
+        n_overlap=None if n_overlap is None else _integer(n_overlap, path, f"{where}.n_overlap"),
+        overlap_genes=[_text(gene, path, f"{where}.overlap_genes") for gene in genes],
         extra={key: value for key, value in entry.items() if key not in _ANNOTATION_FIELDS})
 
 
@@ -174,16 +200,28 @@ def _parse_feature(entry: Any, path: Path, position: int) -> CatalogFeature:
     if not 0.0 <= frequency <= 1.0:
         raise AtlasError(f"{path}: {where}.activation_freq {frequency} is not in [0, 1]")
     genes = []
-    for rank, gene in enumerate(entry.get("top_genes") or []):
+    top_genes = entry.get("top_genes")
+    top_genes = [] if top_genes is None else top_genes
+    if not isinstance(top_genes, list):
+        raise AtlasError(f"{path}: {where}.top_genes must be a list, got {top_genes!r:.60}")
+    for rank, gene in enumerate(top_genes):
+        at = f"{where}.top_genes[{rank}]"
         if not isinstance(gene, dict) or "gene_id" not in gene:
-            raise AtlasError(f"{path}: {where}.top_genes[{rank}] needs 'gene_id'")
-        genes.append(TopGene(gene_id=int(gene["gene_id"]), gene_name=str(gene.get("gene_name", gene["gene_id"])),
-                             weight=_number(gene.get("mean_activation", 0.0), path, f"{where}.top_genes[{rank}]"),
-                             fire_count=int(gene.get("fire_count", 0))))
+            raise AtlasError(f"{path}: {at} needs 'gene_id'")
+        gene_id = _integer(gene["gene_id"], path, f"{at}.gene_id")
+        genes.append(TopGene(gene_id=gene_id, gene_name=_text(gene.get("gene_name", gene_id), path, f"{at}.gene_name"),
+                             weight=_number(gene.get("mean_activation", 0.0), path, at),
+                             fire_count=_integer(gene.get("fire_count", 0), path, f"{at}.fire_count")))
+    is_dead = entry.get("is_dead", False)
+    if not isinstance(is_dead, bool):
+        raise AtlasError(f"{path}: {where}.is_dead must be true or false, got {is_dead!r:.60}")
     return CatalogFeature(index=index, activation_freq=frequency,
-                          mean_activation=float(entry.get("mean_activation", 0.0)),
-                          fire_count=int(entry.get("fire_count", 0)), is_dead=bool(entry.get("is_dead", False)),
-                          top_genes=genes, n_unique_genes=int(entry.get("n_unique_genes", len(genes))))
+                          mean_activation=_any_number(entry.get("mean_activation", 0.0), path,
+                                                      f"{where}.mean_activation"),
+                          fire_count=_integer(entry.get("fire_count", 0), path, f"{where}.fire_count"),
+                          is_dead=is_dead, top_genes=genes,
+                          n_unique_genes=_integer(entry.get("n_unique_genes", len(genes)), path,
+                                                  f"{where}.n_unique_genes"))
 
 
 def read_layer_catalog(layer_dir: str | Path) -> LayerCatalog:
@@ -191,20 +229,22 @@ def read_layer_catalog(layer_dir: str | Path) -> LayerCatalog:
     layer_dir = Path(layer_dir)
     path = layer_dir / CATALOG
     data = _load_json(path)
-    summary = data.get("summary") or {}
+    summary = _object(data.get("summary") or {}, path, "summary")
     entries = data.get("features")
     if not isinstance(entries, list):
         raise AtlasError(f"{path}: expected a 'features' list")
     features = [_parse_feature(entry, path, position) for position, entry in enumerate(entries)]
     match = LAYER_DIR.match(layer_dir.name)
     layer = summary.get("layer", int(match.group(1)) if match else None)
-    if not isinstance(layer, int):
+    if layer is None:
         raise AtlasError(f"{path}: summary.layer missing and the directory name is not layerNN_xE_kK")
-    n_features = int(summary.get("n_features", len(features)))
+    layer = _integer(layer, path, "summary.layer")
+    n_features = _integer(summary.get("n_features", len(features)), path, "summary.n_features")
     if any(feature.index >= n_features for feature in features):
         raise AtlasError(f"{path}: a feature_idx is >= n_features {n_features}")
-    catalog = LayerCatalog(layer=layer, n_features=n_features, k=int(summary.get("k", 0)), features=features,
-                           run_name=str(summary.get("run_name", layer_dir.name)))
+    catalog = LayerCatalog(layer=layer, n_features=n_features, k=_integer(summary.get("k", 0), path, "summary.k"),
+                           features=features, run_name=_text(summary.get("run_name", layer_dir.name), path,
+                                                             "summary.run_name"))
     annotations_path = layer_dir / ANNOTATIONS
     if annotations_path.is_file():
         annotations = _load_json(annotations_path)
@@ -219,7 +259,9 @@ def read_layer_catalog(layer_dir: str | Path) -> LayerCatalog:
                 raise AtlasError(f"{annotations_path}: feature_annotations[{key}] must be a list")
             feature.annotations = [_parse_annotation(entry, annotations_path, f"feature_annotations[{key}][{i}]")
                                    for i, entry in enumerate(entries)]
-        catalog.bh_alpha = float((annotations.get("summary") or {}).get("bh_alpha", catalog.bh_alpha))
+        annotation_summary = _object(annotations.get("summary") or {}, annotations_path, "summary")
+        catalog.bh_alpha = _number(annotation_summary.get("bh_alpha", catalog.bh_alpha), annotations_path,
+                                   "summary.bh_alpha")
     return catalog
 
 
@@ -273,14 +315,7 @@ def write_layer_catalog(layer_dir: str | Path, catalog: LayerCatalog) -> None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=2)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, json.dumps(data, indent=2).encode("utf-8"))
 
 
 def catalog_from_codes(codes: Any, gene_ids: Any, layer: int, k: int, gene_names: dict[int, str] | None = None,

@@ -6,6 +6,8 @@ return ``None`` when the graph holds no such results, and never import torch.
 
 from __future__ import annotations
 
+import shlex
+
 import pandas as pd
 
 import queries
@@ -49,7 +51,8 @@ def ablation_section(context: ReportContext) -> Section | None:
             "condition over its own members' active positions, targets with |d| > 0.5 and consistency > 0.7 in "
             "any condition, classes at 0.8 / 1.2, interaction and marginal over |d|; whole-set: every condition "
             "over the whole set's positions, targets with |d| > min effect, signed interaction.")
-    return Section("ablation", "Combinatorial ablation", f"atlas ablate --load experiments/{runs[0]}", text,
+    command = f"atlas ablate --load {shlex.quote(f'experiments/{runs[0]}')}"
+    return Section("ablation", "Combinatorial ablation", command, text,
                    tables=[("By selection kind", by_kind),
                            ("Median redundancy by order", overview[["selection", "order", "n_sets",
                                                                     "median_redundancy"]]),
@@ -73,7 +76,8 @@ def steering_section(context: ReportContext) -> Section | None:
             "a cell's output toward the late-pseudotime signature; out_degree is the feature's edge count in the "
             "report's trace runs, so hubs can be read off directly.")
     figures = [("Fraction positive by layer", fraction_positive_figure(layers))] if not layers.empty else []
-    return Section("steering", "Trajectory steering", f"atlas steer --load experiments/{runs[0]}", text,
+    command = f"atlas steer --load {shlex.quote(f'experiments/{runs[0]}')}"
+    return Section("steering", "Trajectory steering", command, text,
                    tables=[("Directionality by layer", layers),
                            (f"Strongest shifts (top {context.top} by |mean ds|)", strongest)],
                    figures=figures)

@@ -15,13 +15,21 @@ from matplotlib.figure import Figure
 
 from atlas.analysis.result import AnalysisResult
 from atlas.errors import AtlasError
+from atlas.files import write_atomically
 
 ANNOTATED, UNANNOTATED = "#1b6ca8", "#d1495b"
 
 
 def _log_log(axis, title: str, xlabel: str, ylabel: str = "P(X ≥ x)") -> None:
-    axis.set_xscale("log")
-    axis.set_yscale("log")
+    """Log-log axes with labels. An axis with no point positive in both coordinates (e.g. features without an
+    activation frequency) stays linear and says so: matplotlib cannot place log ticks there and fails to draw."""
+    points = [np.column_stack([line.get_xdata(), line.get_ydata()]) for line in axis.lines]
+    points += [collection.get_offsets() for collection in axis.collections]
+    if any(len(part) and (np.asarray(part, dtype=float) > 0).all(axis=1).any() for part in points):
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+    else:
+        axis.text(0.5, 0.5, "no positive values to draw", transform=axis.transAxes, ha="center", va="center")
     axis.set_title(title)
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
@@ -211,6 +219,4 @@ def save(figure: Figure, path: Path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in (".png", ".svg"):
         raise AtlasError(f"{path}: --plot must end in .png or .svg")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    return path
+    return write_atomically(path, lambda out: figure.savefig(out, format=path.suffix.lower()[1:], dpi=120))

@@ -38,6 +38,7 @@ from atlas.analysis.scope import Scope
 from atlas.db.connection import Graph
 from atlas.errors import AtlasError
 from atlas.experiment_sections import ablation_section, steering_section
+from atlas.files import write_atomically
 from atlas.report_section import ReportContext, Section, SectionBuilder
 
 
@@ -304,20 +305,20 @@ def render_markdown(report: Report, figure_files: dict[tuple[str, int], str], ex
 
 
 def write_report(report: Report, out_dir: Path, explorer_url: str | None = None) -> dict[str, Path]:
-    """Write ``report.html`` (self-contained), ``report.md`` and ``figures/*.png`` into ``out_dir``; with an
-    ``explorer_url`` (where `atlas serve` runs) every feature uid in the tables links to its explorer page."""
+    """Write ``report.html`` (self-contained), ``report.md`` and ``figures/*.png`` into ``out_dir``, each file
+    atomically (a link planted at one of those names is replaced, not followed); with an ``explorer_url`` (where
+    `atlas serve` runs) every feature uid in the tables links to its explorer page."""
     out_dir = Path(out_dir)
     figures_dir = out_dir / "figures"
-    figures_dir.mkdir(parents=True, exist_ok=True)
     figures, files = {}, {}
     for section in report.sections:
         for index, (_, figure) in enumerate(section.figures):
             key = (section.key, index)
             figures[key] = _png(figure)
             name = f"{section.key}-{index + 1}.png"
-            (figures_dir / name).write_bytes(figures[key])
+            write_atomically(figures_dir / name, figures[key])
             files[key] = f"figures/{name}"
     paths = {"html": out_dir / "report.html", "markdown": out_dir / "report.md", "figures": figures_dir}
-    paths["html"].write_text(render_html(report, figures, explorer_url), encoding="utf-8")
-    paths["markdown"].write_text(render_markdown(report, files, explorer_url), encoding="utf-8")
+    write_atomically(paths["html"], render_html(report, figures, explorer_url).encode("utf-8"))
+    write_atomically(paths["markdown"], render_markdown(report, files, explorer_url).encode("utf-8"))
     return paths

@@ -28,6 +28,7 @@ from atlas.runformat import Manifest, write_manifest, write_shard
 
 REFERENCE_SOURCE_FEATURES = 4065
 FEATURES_PER_LAYER = 4608
+REFERENCE_LAYERS = 18  # Geneformer V2-316M
 REFERENCE_EDGES_BY_LAYER = {6: 694_646, 11: 443_381, 17: 255_823}  # 1,393,850 in all
 REFERENCE_MEDIAN_DEGREE = 284
 REFERENCE_MEAN_DEGREE = 343
@@ -130,6 +131,8 @@ def make_synthetic_run(
         thresholds=dict(THRESHOLDS), kind="trace", status="finalized" if finalized else "complete",
         code_version=__version__, created_at="2026-01-01T00:00:00+00:00",
         extra={"synthetic": {"scale": scale, "seed": seed}},
+        model_layers=max(REFERENCE_LAYERS, max(downstream_layers) + 1),
+        sae_features={str(layer): FEATURES_PER_LAYER for layer in (source_layer, *downstream_layers)},
     )
     first_features = list(range(0, FEATURES_PER_LAYER, features_per_shard))
     bounds = np.searchsorted(source_features, [*first_features, FEATURES_PER_LAYER])
@@ -150,7 +153,7 @@ def make_synthetic_run(
         manifest.shards.append(record)
     manifest.counts = {
         "edges": total, "source_features": n_sources,
-        "edges_by_layer": {str(layer): count for layer, count in by_layer.items()},
+        "edges_per_layer": {str(layer): count for layer, count in by_layer.items()},
     }
     write_manifest(out, manifest)
     return out

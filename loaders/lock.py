@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,7 +51,7 @@ def load_lock(graph: Graph, run_id: str, operation: str) -> Iterator[None]:
     if lock["holder"] != holder:
         raise AtlasError(f"run {run_id} is locked by another writer ({lock.get('operation')}, pid {lock.get('pid')} "
                          f"on {lock.get('host')} since {lock.get('since')}); wait for it to finish, or, if that "
-                         f"process is gone, remove the lock with `atlas ingest --unlock {run_id}`")
+                         f"process is gone, remove the lock with `atlas ingest --unlock {shlex.quote(run_id)}`")
     try:
         yield
     finally:

@@ -28,6 +28,7 @@ executes while another commits; on a machine whose cores are already busy they g
 
 from __future__ import annotations
 
+import shlex
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -166,6 +167,9 @@ def _load_shard(graph: Graph, run: ValidatedRun, record: ShardRecord, ids: dict[
     order = [shard.file for shard in run.shards]
     checksums = [shard.sha256 for shard in run.shards]
     graph.write(_statement("ingest_shard_begin"), mark=mark, run=run.run_id, shard=record.file)
+    if record.rows == 0:  # no batch to carry the finish: an empty shard is loaded by its mark alone
+        graph.write(_statement("ingest_shard_finish"), run=run.run_id, mark=mark, shard=record.file, rows=0,
+                    order=order, checksums=checksums)
     for start, batch in _batches(run, record, ids, batch_size):
         if stop.is_set():
             return
@@ -260,7 +264,7 @@ def _check_loadable(run: ValidatedRun, state: dict[str, Any]) -> None:
     """Refuse a run that is half-deleted, or whose Run node describes another run or other shards."""
     if state.get("status") == "deleting":
         raise AtlasError(f"run {run.run_id} is being deleted (an earlier `atlas ingest --delete` stopped); finish "
-                         f"it with `atlas ingest --delete {run.run_id}`, then load the run again")
+                         f"it with `atlas ingest --delete {shlex.quote(run.run_id)}`, then load the run again")
     check_identity(run, state)
 
 

@@ -7,6 +7,7 @@ rows from here, so the two paths cannot drift apart.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from atlas.errors import AtlasError
-from atlas.runformat import SHARD_COMPLETE, Manifest, ShardRecord, file_sha256, read_manifest, read_shard
+from atlas.runformat import MANIFEST, SHARD_COMPLETE, Manifest, ShardRecord, file_sha256, read_manifest, read_shard
 from loaders.schema import feature_uid, shard_key
 
 EXCITATORY, INHIBITORY = "excitatory", "inhibitory"
@@ -74,8 +75,12 @@ def validate_run(run_dir: str | Path, progress: Callable[[ShardRecord], None] | 
     complete = [record for record in manifest.shards if record.status == SHARD_COMPLETE]
     incomplete = [record for record in manifest.shards if record.status != SHARD_COMPLETE]
     keys, owners, features = [], [], [np.empty(0, np.int64)]
+    per_layer = dict.fromkeys(manifest.downstream_layers, 0)
     for position, record in enumerate(complete):
         table = read_shard(run_dir, record, manifest)
+        layers, counts = np.unique(table.column("target_layer").to_numpy(), return_counts=True)
+        for layer, count in zip(layers.tolist(), counts.tolist(), strict=True):
+            per_layer[layer] += count
         keys.append(edge_keys(table))
         owners.append(np.full(table.num_rows, position, np.int32))
         features += [np.unique(endpoints) for endpoints in edge_endpoints(manifest, table)]
@@ -83,6 +88,7 @@ def validate_run(run_dir: str | Path, progress: Callable[[ShardRecord], None] | 
             progress(record)
     if keys:
         _refuse_edges_in_two_shards(run_dir, complete, np.concatenate(keys), np.concatenate(owners))
+    _check_layer_counts(run_dir, manifest, incomplete, per_layer)
     distinct = np.unique(np.concatenate(features))
     # Only features the run's edges touch become nodes, so only theirs carry the calibration (online and offline).
     rows = calibration_rows(run_dir, manifest)
@@ -110,6 +116,17 @@ def calibration_rows(run_dir: Path, manifest: Manifest) -> list[dict[str, Any]]:
             for feature, fdr, observed, expected, surviving in zip(
                 table["source_feature"], table["fdr"], table["observed_edges"], table["expected_null_edges"],
                 table["surviving_edges"], strict=True)]
+
+
+def _check_layer_counts(run_dir: Path, manifest: Manifest, incomplete: list[ShardRecord],
+                        per_layer: dict[int, int]) -> None:
+    """Refuse a finished run whose manifest's edges per layer disagree with its shards."""
+    recorded = manifest.counts.get("edges_per_layer")
+    if recorded is None or incomplete or manifest.status == "running":
+        return
+    found = {str(layer): count for layer, count in per_layer.items()}
+    if recorded != found:
+        raise AtlasError(f"{run_dir / MANIFEST}: counts.edges_per_layer is {recorded}, but the shards hold {found}")
 
 
 def _refuse_edges_in_two_shards(run_dir: Path, shards: list[ShardRecord], keys: np.ndarray,
@@ -235,10 +252,10 @@ def check_identity(run: ValidatedRun, existing: dict[str, Any]) -> None:
         if name in existing and existing[name] != expected[name]:
             raise AtlasError(f"run {run.run_id} is already in the graph with {name} = {existing[name]!r}, but "
                              f"{run.run_dir} says {expected[name]!r}; delete it first (atlas ingest --delete "
-                             f"{run.run_id}) or give the new run another id")
+                             f"{shlex.quote(run.run_id)}) or give the new run another id")
     for name, checksum in zip(existing.get("shards") or [], existing.get("shard_checksums") or [], strict=True):
         record = run.shard(name)
         if record is None or record.sha256 != checksum:
             what = "no longer lists it" if record is None else "has a different checksum for it"
             raise AtlasError(f"run {run.run_id}: shard {name} is loaded, but {run.run_dir} {what}; delete the run "
-                             f"(atlas ingest --delete {run.run_id}) and load it again")
+                             f"(atlas ingest --delete {shlex.quote(run.run_id)}) and load it again")

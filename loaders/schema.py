@@ -123,9 +123,21 @@ STEERS = RelationshipType("STEERS", "Steering", "Feature", {"run": "str"})
 RELATIONSHIP_TYPES = (AFFECTS, TOP_GENE, ENRICHED_IN, MEMBER_OF, HAS_MEMBER, INTERACTS_ON, STEERS)
 
 
+def escape_name(name: str, separators: str) -> str:
+    """``name`` with ``%`` and each of ``separators`` percent-encoded (``m/n`` -> ``m%2Fn``): names joined by those
+    separators split back one way only, whatever characters they hold, and a name without them is unchanged."""
+    for character in "%" + separators:
+        name = name.replace(character, f"%{ord(character):02X}")
+    return name
+
+
 def feature_uid(model: str, sae: str, layer: int, index: int) -> str:
-    """The stable, human-readable feature id, e.g. ``geneformer/biosae/L05/F0898``."""
-    return f"{model}/{sae}/L{layer:02d}/F{index:04d}"
+    """The stable, human-readable feature id, e.g. ``geneformer/biosae/L05/F0898``.
+
+    ``/`` and ``%`` in the model and SAE names are escaped (:func:`escape_name`), so model ``m/n`` with SAE ``s``
+    and model ``m`` with SAE ``n/s`` are different features.
+    """
+    return f"{escape_name(model, '/')}/{escape_name(sae, '/')}/L{layer:02d}/F{index:04d}"
 
 
 def shard_key(run_id: str, shard_file: str) -> int:
@@ -139,8 +151,12 @@ def shard_key(run_id: str, shard_file: str) -> int:
 
 
 def term_id(source: str, name: str) -> str:
-    """The id of a gene set or ontology term: its library and its name, e.g. ``KEGG_2021_Human:Apoptosis``."""
-    return f"{source}:{name}"
+    """The id of a gene set or ontology term: its library and its name, e.g. ``KEGG_2021_Human:Apoptosis``.
+
+    ``:`` and ``%`` in the library are escaped (:func:`escape_name`), so the first ``:`` always ends it: library
+    ``a:b`` with set ``c`` and library ``a`` with set ``b:c`` are different terms.
+    """
+    return f"{escape_name(source, ':')}:{name}"
 
 
 def gene_id(name: str) -> str:

@@ -66,10 +66,11 @@ def visible_edges(graph, run_id: str) -> int:
 
 
 def rewrite_shard(run_dir: Path, position: int, change) -> None:
-    """Replace shard ``position`` by ``change(table)`` and record its new checksum in the manifest."""
+    """Replace shard ``position`` by ``change(table)`` and record its new checksum (and edge count) in the manifest."""
     manifest = read_manifest(run_dir)
     record = manifest.shards[position]
     table = change(pq.read_table(run_dir / record.file))
+    manifest.counts["edges"] += table.num_rows - record.rows
     manifest.shards[position] = replace(write_shard(run_dir, record.file, table),
                                         source_features=record.source_features, cells=record.cells)
     write_manifest(run_dir, manifest)

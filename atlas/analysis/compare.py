@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pandas as pd
 
 import queries
@@ -74,4 +76,5 @@ def compare(graph: Graph, run_a: str, run_b: str, layers: list[int] | None = Non
     flags = " ".join(f"--layer {layer}" for layer in scope_a.layers or ())
     return AnalysisResult("compare", f"{run_a} vs {run_b}", summary,
                           {"runs": runs, "layers": per_layer, "hubs": hubs}, main="runs",
-                          command=f"atlas analyze compare {run_a} {run_b} {flags} {rule.flags()}".replace("  ", " "))
+                          command=f"atlas analyze compare {shlex.join([run_a, run_b])} {flags} {rule.flags()}".replace(
+                              "  ", " "))

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from atlas.errors import AtlasError
+from atlas.files import write_atomically
 from atlas.plain import records
 
 
@@ -36,17 +37,17 @@ class AnalysisResult:
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:
-    """Write a table as Parquet (``.parquet``) or CSV (``.csv``); list columns are joined for CSV."""
+    """Write a table as Parquet (``.parquet``) or CSV (``.csv``), atomically; list columns are joined for CSV."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        table.to_parquet(path, index=False)
+        write_atomically(path, lambda out: table.to_parquet(out, index=False))
     elif suffix == ".csv":
         flat = table.copy()
         for column in flat.columns:
             if flat[column].map(lambda value: isinstance(value, (list, tuple))).any():
                 flat[column] = flat[column].map(lambda value: ";".join(map(str, value))
                                                 if isinstance(value, (list, tuple)) else value)
-        flat.to_csv(path, index=False)
+        write_atomically(path, flat.to_csv(index=False).encode("utf-8"))
     else:
         raise AtlasError(f"{path}: --out must end in .parquet or .csv")

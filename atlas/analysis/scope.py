@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import queries
 from atlas.db.connection import Graph
 from atlas.errors import AtlasError
+from loaders.schema import escape_name
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,9 @@ class Scope:
 
     @property
     def key(self) -> str:
-        """Stable, readable name of the scope: ``runA+runB``, ``runA@L6,11`` or ``runA@perm_q<=0.05``."""
-        key = "+".join(self.runs)
+        """Stable, readable name of the scope: ``runA+runB``, ``runA@L6,11`` or ``runA@perm_q<=0.05`` (``+``, ``@``
+        and ``%`` in a run id escaped, so runs ``a+b`` and ``a``, ``b`` are different scopes)."""
+        key = "+".join(escape_name(run, "+@") for run in self.runs)
         key += "@L" + ",".join(map(str, self.layers)) if self.layers else ""
         return key + (f"@{self.q_column}<={self.max_q:g}" if self.max_q is not None else "")
 
@@ -70,8 +73,8 @@ class Scope:
         return tuple(sorted(layers))
 
     def command_flags(self) -> str:
-        """The CLI flags that select this scope, for reproducible commands in reports."""
-        flags = [f"--run {run}" for run in self.runs] + [f"--layer {layer}" for layer in self.layers or ()]
+        """The CLI flags that select this scope, shell-quoted, for reproducible commands in reports."""
+        flags = [f"--run {shlex.quote(run)}" for run in self.runs] + [f"--layer {layer}" for layer in self.layers or ()]
         if self.max_q is not None:
             flags += [f"--max-q {self.max_q:g}"] + (["--q-column perm_q"] if self.q_column == "perm_q" else [])
         return " ".join(flags)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def plan(model_dir: Path, sae_dir: Path, cells_path: Path, token_dictionary: Pat
         emit_json(data)
     else:
         emit_mapping(data, title="Planned trace run")
-        click.echo(f"next: atlas trace run {run_dir}")
+        click.echo(f"next: atlas trace run {shlex.quote(str(run_dir))}")
 
 
 def _units_from_env(variable: str | None, units: tuple[int, ...]) -> list[int] | None:

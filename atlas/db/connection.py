@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from neo4j import Driver, GraphDatabase, ManagedTransaction, RoutingControl
 from neo4j.exceptions import AuthError, ClientError, ConfigurationError, ServiceUnavailable, SessionExpired
@@ -36,6 +37,17 @@ ACQUISITION_TIMEOUT = 30.0
 MAX_RETRY_TIME = 30.0
 
 
+def redact_uri(uri: str) -> str:
+    """``uri`` for messages: a user name and password embedded in it (``bolt://user:secret@host``) become ``***``."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "(an unparseable URI)"
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
 @dataclass(frozen=True)
 class ConnectionSettings:
     """Where and as whom to connect; the password is never printed."""
@@ -45,6 +57,11 @@ class ConnectionSettings:
     password: str
     database: str
     managed: bool
+
+    @property
+    def shown_uri(self) -> str:
+        """The URI as messages show it (:func:`redact_uri`)."""
+        return redact_uri(self.uri)
 
     @classmethod
     def from_env(cls) -> ConnectionSettings:
@@ -56,6 +73,9 @@ class ConnectionSettings:
             if scheme not in BOLT_SCHEMES:
                 raise AtlasError(f"NEO4J_URI must start with {', '.join(name + '://' for name in BOLT_SCHEMES)} "
                                  f"(the Bolt port, e.g. bolt://localhost:7687), not {scheme or 'no scheme'}://")
+            if redact_uri(os.environ["NEO4J_URI"]) != os.environ["NEO4J_URI"]:
+                raise AtlasError(f"NEO4J_URI {redact_uri(os.environ['NEO4J_URI'])} carries credentials; give them in "
+                                 "NEO4J_USER and NEO4J_PASSWORD instead (a URI ends up in logs and messages)")
             password = os.environ.get("NEO4J_PASSWORD")
             if not password:
                 raise AtlasError("NEO4J_URI is set but NEO4J_PASSWORD is not; export the password of that server")
@@ -143,20 +163,20 @@ def translate_errors(settings: ConnectionSettings) -> Iterator[None]:
     try:
         yield
     except AuthError as error:
-        raise AtlasError(f"Neo4j at {settings.uri} refused the credentials of user '{settings.user}' "
+        raise AtlasError(f"Neo4j at {settings.shown_uri} refused the credentials of user '{settings.user}' "
                          "(check NEO4J_USER / NEO4J_PASSWORD)") from error
     except (ServiceUnavailable, SessionExpired) as error:
         hint = "start it with `atlas db start`" if settings.managed else "check NEO4J_URI and that the server runs"
-        raise AtlasError(f"cannot reach Neo4j at {settings.uri}: {hint}") from error
+        raise AtlasError(f"cannot reach Neo4j at {settings.shown_uri}: {hint}") from error
     except ClientError as error:
         if "AuthenticationRateLimit" in (error.code or ""):
             raise AtlasError(f"Neo4j at {settings.uri} locked user '{settings.user}' out for a few seconds after "
                              "repeated failed logins (check NEO4J_USER / NEO4J_PASSWORD, then retry)") from error
         if error.code and "DatabaseNotFound" in error.code:
-            raise AtlasError(f"database '{settings.database}' does not exist on {settings.uri} "
+            raise AtlasError(f"database '{settings.database}' does not exist on {settings.shown_uri} "
                              "(check NEO4J_DATABASE)") from error
         if "ProcedureNotFound" in (error.code or "") or "Unknown function" in (error.message or ""):
-            hint = f"is the Graph Data Science plugin installed on {settings.uri}?"
+            hint = f"is the Graph Data Science plugin installed on {settings.shown_uri}?"
             raise AtlasError(f"{error.message} ({hint})") from error
         raise
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -159,7 +160,7 @@ def refuse_start(home: Path) -> None:
     stopped = stop_orphan_importers(home, marker)
     orphan = f"; its importer (pid {', '.join(map(str, stopped))}) was stopped" if stopped else ""
     raise AtlasError(f"an offline import was interrupted{orphan}, so database '{DATABASE}' in {home} is incomplete "
-                     f"and stays offline: rerun `atlas ingest --offline {' '.join(marker.runs)}`, or start with it "
+                     f"and stays offline: rerun `atlas ingest --offline {shlex.join(marker.runs)}`, or start with it "
                      "empty: `atlas db start --discard-interrupted-import`")
 
 

@@ -1,7 +1,10 @@
 """The managed local Neo4j + GDS server: lay out an instance, start it in the background, stop it, report on it.
 
 The instance directory (``$ATLAS_HOME/neo4j``) holds ``conf/``, ``data/``, ``logs/``, ``import/``, ``run/`` and the
-generated password (mode 0600). The jars come verified from :mod:`atlas.db.artifacts`. The server is the official
+generated password. Everything under ``$ATLAS_HOME`` is readable by its owner only: the directories are made 0700,
+files lose their group and other bits, and the server and neo4j-admin run with umask 077. The password never
+appears on a command line (``/proc/*/cmdline`` is readable by every local user): neo4j-admin reads it from an
+owner-only argument file. The jars come verified from :mod:`atlas.db.artifacts`. The server is the official
 ``org.neo4j.server.CommunityEntryPoint`` run on Java 17 or 21; it listens on localhost unless told otherwise.
 """
 
@@ -12,6 +15,7 @@ import re
 import secrets
 import signal
 import socket
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -27,6 +31,7 @@ from atlas.progress import StageProgress
 from atlas.settings import atlas_home
 
 SUPPORTED_JAVA = (17, 21)
+PRIVATE_UMASK = 0o077  # files the server and neo4j-admin create: owner only
 
 
 @dataclass(frozen=True)
@@ -206,14 +211,14 @@ def admin_command(config: ServerConfig, *args: str) -> list[str]:
 def run_admin(config: ServerConfig, *args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
     """Run ``neo4j-admin`` against the managed instance and capture its output."""
     return subprocess.run(admin_command(config, *args), env=_env(config), capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, umask=PRIVATE_UMASK)
 
 
 def start_admin(config: ServerConfig, *args: str, output: IO[bytes]) -> subprocess.Popen:
     """Start ``neo4j-admin`` in its own process group (a signal to the caller's group does not reach it), its
     output going to ``output``."""
     return subprocess.Popen(admin_command(config, *args), env=_env(config), stdout=output, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+                            stdin=subprocess.DEVNULL, start_new_session=True, umask=PRIVATE_UMASK)
 
 
 def managed_password(config: ServerConfig) -> str:
@@ -225,22 +230,56 @@ def managed_password(config: ServerConfig) -> str:
     raise AtlasError(f"no password for the managed server in {config.password_file}; run `atlas db start` first")
 
 
-def _initialise(config: ServerConfig, artifacts: Artifacts) -> None:
-    """Create the instance layout and set the initial password before the first start."""
-    for sub in ("conf", "data", "logs", "import", "run"):
-        (config.home / sub).mkdir(parents=True, exist_ok=True)
-    _write_conf(config, artifacts)
-    if (config.home / "data" / "dbms").exists():
-        return
-    password = os.environ.get("NEO4J_PASSWORD")
-    if not password:
-        password = secrets.token_urlsafe(24)
-        config.password_file.touch(mode=0o600)
-        os.chmod(config.password_file, 0o600)
-        config.password_file.write_text(password + "\n")
-    result = run_admin(config, "dbms", "set-initial-password", password, timeout=300)
+def make_private(home: Path) -> None:
+    """Make ``home`` and everything under it readable by its owner only (directories 0700, files without group and
+    other bits); symbolic links are left alone, never followed."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(home, 0o700)
+    for root, directories, files in os.walk(home):
+        for name in directories + files:
+            path = Path(root) / name
+            mode = path.lstat().st_mode
+            if not stat.S_ISLNK(mode) and mode & 0o077:
+                os.chmod(path, stat.S_IMODE(mode) & 0o700)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create ``path`` with mode 0600 and write ``text``; refused when something (a planted link) is already there."""
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(handle, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
+def set_initial_password(config: ServerConfig, password: str) -> None:
+    """Set the password of the first start through an owner-only argument file (picocli's ``@file``), never on a
+    command line; ``--`` ends the options, so a password beginning with ``-`` is read as the password."""
+    arguments = config.home / "run" / f"initial-password-{secrets.token_hex(8)}.args"
+    quoted = password.replace("\\", "\\\\").replace('"', '\\"')
+    _write_private(arguments, f'dbms set-initial-password -- "{quoted}"\n')
+    try:
+        result = run_admin(config, f"@{arguments}", timeout=300)
+    finally:
+        arguments.unlink(missing_ok=True)
     if result.returncode != 0:
-        raise AtlasError("could not set the initial Neo4j password: " + result.stderr.strip().splitlines()[-1])
+        lines = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()
+        raise AtlasError("could not set the initial Neo4j password: " + lines[-1].replace(password, "***"))
+
+
+def _initialise(config: ServerConfig, artifacts: Artifacts) -> None:
+    """Create the instance layout (owner only) and set the initial password before the first start."""
+    for sub in ("conf", "data", "logs", "import", "run"):
+        (config.home / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+    _write_conf(config, artifacts)
+    if not (config.home / "data" / "dbms").exists():
+        password = os.environ.get("NEO4J_PASSWORD")
+        if not password:
+            password = secrets.token_urlsafe(24)
+            config.password_file.unlink(missing_ok=True)
+            _write_private(config.password_file, password + "\n")
+        set_initial_password(config, password)
+    make_private(config.home)
+    if config.home.parent == atlas_home():
+        os.chmod(config.home.parent, 0o700)
 
 
 def running_pid(config: ServerConfig) -> int | None:
@@ -278,10 +317,12 @@ def start(config: ServerConfig | None = None, timeout: float = 180, progress=pri
     _initialise(config, artifacts)
     command = _java_command(java, artifacts, config, ENTRY_POINT,
                             f"--home-dir={config.home}", f"--config-dir={config.home / 'conf'}")
-    with config.console_log.open("ab") as console:
+    with os.fdopen(os.open(config.console_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as console:
         process = subprocess.Popen(command, env=_env(config), stdout=console, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True, cwd=config.home)
-    config.pid_file.write_text(f"{process.pid}\n")
+                                   stdin=subprocess.DEVNULL, start_new_session=True, cwd=config.home,
+                                   umask=PRIVATE_UMASK)
+    config.pid_file.unlink(missing_ok=True)
+    _write_private(config.pid_file, f"{process.pid}\n")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -56,5 +56,5 @@ def status() -> dict[str, Any]:
         return managed_status().as_dict()
     with connect() as graph:
         version, edition, gds = graph.server_versions()
-        return {"running": True, "uri": graph.settings.uri, "database": graph.database,
+        return {"running": True, "uri": graph.settings.shown_uri, "database": graph.database,
                 "neo4j_version": version, "neo4j_edition": edition, "gds_version": gds}

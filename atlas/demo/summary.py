@@ -45,10 +45,11 @@ def next_steps(result: DemoResult) -> dict:
         browser = config.browser_url
     hub = top_hub(result.run_id)
     term = most_enriched_term(result.sae_dir)
-    commands = [f"atlas query hubs -p run={result.run_id} -p limit=10"]
+    run = shlex.quote(f"run={result.run_id}")
+    commands = [f"atlas query hubs -p {run} -p limit=10"]
     if hub is not None:
-        commands.append(f"atlas query feature_edges -p uid={hub['uid']} -p run={result.run_id} -p limit=10")
-    commands.append(f"atlas query features_by_term -p term={term}" if term else
+        commands.append(f"atlas query feature_edges -p {shlex.quote('uid=' + hub['uid'])} -p {run} -p limit=10")
+    commands.append(f"atlas query features_by_term -p {shlex.quote(f'term={term}')}" if term else
                     "atlas query features_by_gene -p gene=CD3D")
     if len(commands) < 3:
         commands.append("atlas query features_by_gene -p gene=CD3D")

@@ -14,9 +14,7 @@ The checkpoint's state dict holds two ``nn.Linear`` modules: ``W_enc`` (``weight
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +22,7 @@ import torch
 
 from atlas.catalog import LAYER_DIR
 from atlas.errors import AtlasError
+from atlas.files import write_atomically
 from atlas.sae.topk import TopKSAE
 
 CHECKPOINT = "sae_final.pt"
@@ -119,18 +118,7 @@ def write_sae(root: str | Path, layer: int, sae: TopKSAE) -> Path:
         "W_dec.bias": sae.decoder_bias.detach().cpu().float().clone(),
     }
     checkpoint = {"model_state_dict": state, "d_model": sae.d_model, "n_features": sae.n_features, "k": sae.k}
-    _atomic(layer_dir / CHECKPOINT, lambda handle: torch.save(checkpoint, handle))
+    write_atomically(layer_dir / CHECKPOINT, lambda handle: torch.save(checkpoint, handle))
     mean = sae.activation_mean.detach().cpu().numpy().astype(np.float32)
-    _atomic(layer_dir / ACTIVATION_MEAN, lambda handle: np.save(handle, mean, allow_pickle=False))
+    write_atomically(layer_dir / ACTIVATION_MEAN, lambda handle: np.save(handle, mean, allow_pickle=False))
     return layer_dir
-
-
-def _atomic(path: Path, write) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            write(out)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -115,8 +115,13 @@ def _resolved(path: str | None) -> str | None:
 
 def plan_run(run_dir: str | Path, config: TraceConfig, features: np.ndarray, *, thresholds: Thresholds,
              features_per_shard: int, cells_per_shard: int | None, cells: Cells, selection: dict,
-             run_id: str | None = None) -> Manifest:
-    """Write the manifest of a new run (status ``running``) with its shard plan; an identical plan is a no-op."""
+             run_id: str | None = None, model_layers: int | None = None,
+             sae_features: dict[int, int] | None = None) -> Manifest:
+    """Write the manifest of a new run (status ``running``) with its shard plan; an identical plan is a no-op.
+
+    ``model_layers`` and ``sae_features`` (layer -> SAE width) bound the layers and features a loader accepts.
+    """
+    sae_features = sae_features or {}
     run_dir = Path(run_dir)
     config = TraceConfig(**{**asdict(config), "model": _resolved(config.model), "saes": _resolved(config.saes),
                             "cells": _resolved(config.cells), "token_dictionary": _resolved(config.token_dictionary),
@@ -133,6 +138,7 @@ def plan_run(run_dir: str | Path, config: TraceConfig, features: np.ndarray, *, 
         thresholds={**thresholds.as_dict(), "min_cells": 2}, active=config.active, code_version=__version__,
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         counts={"source_features": len(features), "units": len(units)},
+        model_layers=model_layers, sae_features={str(layer): width for layer, width in sae_features.items()},
         extra={"config": asdict(config), "weights_digest": weights, "selection": selection,
                "cells": cell_choice(config),
                "source_features": features.tolist(),

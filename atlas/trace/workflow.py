@@ -14,6 +14,7 @@ import numpy as np
 from atlas.catalog import CATALOG, LayerCatalog, read_layer_catalog
 from atlas.cells import Cells
 from atlas.errors import AtlasError
+from atlas.model import n_layers
 from atlas.runformat import Manifest
 from atlas.sae.biosae import find_layer_dirs
 from atlas.trace.features import DEFAULT_MIN_FREQUENCY, select_source_features
@@ -85,7 +86,8 @@ def plan_trace(model_dir: str | Path, sae_dir: str | Path, cells_path: str | Pat
                                                  cells.input_ids, min_frequency, frequency_source, min_top_genes)
     manifest = plan_run(run_dir, config, features, thresholds=thresholds or Thresholds(),
                         features_per_shard=features_per_shard, cells_per_shard=cells_per_shard, cells=cells,
-                        selection=selection, run_id=run_id)
+                        selection=selection, run_id=run_id, model_layers=n_layers(setup.model),
+                        sae_features={layer: setup.saes[layer].n_features for layer in [source, *layers]})
     return PlannedTrace(Path(run_dir), manifest, source, layers, features, cells.n_cells, selection)
 
 

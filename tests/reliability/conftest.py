@@ -10,7 +10,9 @@ from click.testing import CliRunner
 from atlas.cli import cli
 from atlas.db.connection import Graph
 from benchmarks.synthetic import make_synthetic_run
-from loaders.online import run_state
+from loaders.online import ingest_run, run_state
+from tests.conftest import wipe
+from tests.reliability.checksum import graph_checksum
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +27,14 @@ def crash_run(tmp_path_factory) -> Path:
     """A run of about 4,200 edges in 12 shards of 100-800 edges: the one whose load is killed."""
     return make_synthetic_run(tmp_path_factory.mktemp("runs") / "crash", scale=0.003, seed=12,
                               run_id="reliability-crash", features_per_shard=384)
+
+
+@pytest.fixture(scope="module")
+def loaded_graph(graph, small_run):
+    """The test database holding one loaded run (the small run), and its checksum."""
+    wipe(graph)
+    ingest_run(graph, small_run)
+    return graph, graph_checksum(graph)
 
 
 def affects_count(graph: Graph) -> int:

@@ -25,9 +25,7 @@ from atlas.cli import main
 from atlas.runformat import MANIFEST, file_sha256, read_manifest, write_manifest, write_shard
 from atlas.sae.biosae import write_sae
 from atlas.sae.topk import TopKSAE
-from loaders.online import ingest_run
 from loaders.schema import gene_id
-from tests.conftest import wipe
 from tests.reliability.checksum import graph_checksum
 from tests.reliability.processes import error_lines
 
@@ -55,11 +53,13 @@ def _run_copy(scratch: Path, run: Path) -> Path:
 
 
 def _rewrite_shard(run: Path, change: Callable[[pa.Table], pa.Table], index: int = 0) -> None:
-    """Replace one shard with ``change(table)``, written raw (any schema) and recorded with a fresh checksum."""
+    """Replace one shard with ``change(table)``, written raw (any schema) and recorded with a fresh checksum (the
+    manifest's edge count follows, so only the shard's content is wrong)."""
     manifest = read_manifest(run)
     record = manifest.shards[index]
     table = change(pq.read_table(run / record.file))
     pq.write_table(table, run / record.file)
+    manifest.counts["edges"] += table.num_rows - record.rows
     record.sha256, record.rows = file_sha256(run / record.file), table.num_rows
     write_manifest(run, manifest)
 
@@ -121,6 +121,7 @@ def _duplicate_across_shards(run: Path) -> None:
     second = pq.read_table(run / manifest.shards[1].file)
     record = write_shard(run, manifest.shards[1].file, pa.concat_tables([second, first.slice(0, 1)]))
     manifest.shards[1].sha256, manifest.shards[1].rows = record.sha256, record.rows
+    manifest.counts["edges"] += 1
     write_manifest(run, manifest)
 
 
@@ -206,6 +207,151 @@ def _pickle_that_runs_code(scratch: Path, run: Path, inputs: Path) -> list[str]:
     return args
 
 
+def _manifest_field(name: str, value) -> Callable[[Path], None]:
+    return _edit_manifest(lambda data: data.update({name: value}))
+
+
+def _shard_field(name: str, value) -> Callable[[Path], None]:
+    return _edit_manifest(lambda data: data["shards"][0].update({name: value}))
+
+
+def _shard_outside(run: Path) -> None:
+    """The first shard moved out of the run directory and listed by a path that climbs out of it."""
+    shard = _first_shard(run)
+    shard.rename(run.parent / shard.name)
+    _shard_field("file", f"../{shard.name}")(run)
+
+
+def _symlinked_shard(run: Path) -> None:
+    """The first shard replaced by a symbolic link to an identical file outside the run directory."""
+    shard = _first_shard(run)
+    outside = run.parent / f"outside-{shard.name}"
+    shard.rename(outside)
+    shard.symlink_to(outside)
+
+
+def _symlinked_manifest(run: Path) -> None:
+    outside = run.parent / "outside-manifest.json"
+    (run / MANIFEST).rename(outside)
+    (run / MANIFEST).symlink_to(outside)
+
+
+def _without_widths(change: Callable[[pa.Table], pa.Table]) -> Callable[[Path], None]:
+    """A manifest written before SAE widths were recorded, and a shard changed by ``change``."""
+    def damage(run: Path) -> None:
+        _manifest_field("sae_features", {})(run)
+        _rewrite_shard(run, change)
+    return damage
+
+
+def _catalog_case(edit: Callable[[dict], None]) -> Callable[[Path, Path, Path], list[str]]:
+    """An SAE atlas whose layer-1 feature catalog is changed by ``edit``, loaded with `atlas annotate`."""
+    def build(scratch: Path, _: Path, inputs: Path) -> list[str]:
+        saes, layer_dir = _sae_copy(scratch, inputs)
+        catalog = json.loads((layer_dir / "feature_catalog.json").read_text())
+        edit(catalog)
+        (layer_dir / "feature_catalog.json").write_text(json.dumps(catalog))
+        return ["annotate", "--sae-atlas", str(saes), "--model", "tiny", "--quiet"]
+    return build
+
+
+CATALOG_CASES: dict[str, Case] = {
+    "catalog summary as a list": Case(_catalog_case(lambda data: data.update(summary=[1])),
+                                      "summary must be a JSON object"),
+    "catalog n_features as text": Case(_catalog_case(lambda data: data["summary"].update(n_features="many")),
+                                       "summary.n_features must be a non-negative integer"),
+    "catalog gene_id as text": Case(_catalog_case(
+        lambda data: next(entry for entry in data["features"] if entry["top_genes"])["top_genes"][0].update(
+            gene_id="TP53")), "gene_id must be a non-negative"),
+    "catalog fire_count as a list": Case(_catalog_case(lambda data: data["features"][0].update(fire_count=[3])),
+                                         "features[0].fire_count must be a non-negative integer"),
+    "catalog top_genes as an object": Case(_catalog_case(lambda data: data["features"][1].update(top_genes={})),
+                                           "features[1].top_genes must be a list"),
+    "catalog is_dead as text": Case(_catalog_case(lambda data: data["features"][0].update(is_dead="no")),
+                                    "features[0].is_dead must be true or false"),
+}
+
+
+# Damaged run directories: each must be refused in one line naming the file (and row and column, or field), with
+# the database unchanged. Grouped by class for the measurement in the issue's note.
+DAMAGED_RUNS: dict[str, Case] = {
+    "null n": Case(_shard_case(_set_value("n", None)), "row 0, column n: null"),
+    "null source_feature": Case(_shard_case(_set_value("source_feature", None, row=2)),
+                                "row 2, column source_feature: null"),
+    "null target_feature": Case(_shard_case(_set_value("target_feature", None)), "column target_feature: null"),
+    "null target_layer": Case(_shard_case(_set_value("target_layer", None)), "column target_layer: null"),
+    "null d": Case(_shard_case(_set_value("d", None, row=5)), "row 5, column d: null"),
+    "null q": Case(_shard_case(_set_value("q", None)), "column q: null"),
+    "null run_id": Case(_shard_case(_set_value("run_id", None)), "column run_id: null"),
+    "run_id of another run": Case(_shard_case(_set_value("run_id", "other")), "must equal the manifest run_id"),
+    "n above the run's cells": Case(_shard_case(_set_value("n", 21)), "column n: 21 must be at most the run's 20"),
+    "n zero": Case(_shard_case(_set_value("n", 0)), "column n: 0 must be >= 1"),
+    "source feature beyond the SAE": Case(_shard_case(_set_value("source_feature", 4608)),
+                                          "source_feature: 4608 must be below the source layer's SAE width 4608"),
+    "target feature beyond the SAE": Case(_shard_case(_set_value("target_feature", 5000, row=1)),
+                                          "row 1, column target_feature: 5000 must be below its layer's SAE width"),
+    "target feature that would alias another edge": Case(
+        _ingest_case(_without_widths(_set_value("target_feature", (1 << 24) + 3))),
+        "target_feature: 16777219 must be below its layer's SAE width"),
+    "p above 1": Case(_shard_case(_set_value("p", 1.5)), "column p: 1.5 must be in [0, 1]"),
+    "negative q": Case(_shard_case(_set_value("q", -0.25)), "column q: -0.25 must be in [0, 1]"),
+    "negative std": Case(_shard_case(_set_value("std", -1.0)), "column std: -1.0 must be >= 0"),
+    "negative consistency": Case(_shard_case(_set_value("consistency", -0.5)), "must be in [0, 1]"),
+    "NaN p": Case(_shard_case(_set_value("p", float("nan"))), "column p: nan must be a finite number"),
+    "null model in the manifest": Case(_ingest_case(_manifest_field("model", None)),
+                                       "field 'model' must be a string, got null"),
+    "numeric SAE name": Case(_ingest_case(_manifest_field("sae", 5)), "field 'sae' must be a string, got an integer"),
+    "empty model name": Case(_ingest_case(_manifest_field("model", " ")), "model must be a non-empty string"),
+    "n_cells as text": Case(_ingest_case(_manifest_field("n_cells", "20")), "field 'n_cells' must be an integer"),
+    "n_cells true": Case(_ingest_case(_manifest_field("n_cells", True)), "field 'n_cells' must be an integer, got "
+                                                                         "true/false"),
+    "source_layer as a number with a fraction": Case(_ingest_case(_manifest_field("source_layer", 5.5)),
+                                                     "field 'source_layer' must be an integer, got a number"),
+    "downstream_layers as text": Case(_ingest_case(_manifest_field("downstream_layers", "6,11,17")),
+                                      "field 'downstream_layers' must be a list"),
+    "downstream layer listed twice": Case(_ingest_case(_manifest_field("downstream_layers", [6, 6, 11, 17])),
+                                          "lists a layer twice"),
+    "downstream layer beyond the model": Case(_ingest_case(_manifest_field("downstream_layers", [6, 11, 18])),
+                                              "downstream layer 18 is beyond the model's layers 0..17"),
+    "model_layers zero": Case(_ingest_case(_manifest_field("model_layers", 0)), "model_layers must be in 1..256"),
+    "SAE width as text": Case(_ingest_case(_manifest_field("sae_features", {"6": "4608"})),
+                              "sae_features['6'] must map a layer number"),
+    "thresholds as a list": Case(_ingest_case(_manifest_field("thresholds", [0.5, 0.7])),
+                                 "field 'thresholds' must be an object"),
+    "counts as text": Case(_ingest_case(_manifest_field("counts", "1394")), "field 'counts' must be an object"),
+    "shards as an object": Case(_ingest_case(_manifest_field("shards", {"file": "x"})),
+                                "field 'shards' must be a list"),
+    "shard entry as text": Case(_ingest_case(_edit_manifest(lambda data: data["shards"].__setitem__(0, "x"))),
+                                "shards[0] must be a JSON object, got a string"),
+    "shard rows as text": Case(_ingest_case(_shard_field("rows", "12")), "shards[0]: field 'rows' must be an integer"),
+    "shard checksum null": Case(_ingest_case(_shard_field("sha256", None)), "field 'sha256' must be a string, got "
+                                                                            "null"),
+    "shard checksum not hex": Case(_ingest_case(_shard_field("sha256", "z" * 64)), "sha256 must be 64 lower-case hex"),
+    "unknown manifest field": Case(_ingest_case(_manifest_field("owner", "me")), "unknown field 'owner'"),
+    "missing run_id": Case(_ingest_case(_edit_manifest(lambda data: data.pop("run_id"))), "missing field 'run_id'"),
+    "format_version as text": Case(_ingest_case(_manifest_field("format_version", "1")),
+                                   "field 'format_version' must be an integer"),
+    "run id too long to index": Case(_ingest_case(_manifest_field("run_id", "r" * 5000)),
+                                     "run_id is 5000 characters long, more than 200"),
+    "run id with a line break": Case(_ingest_case(_manifest_field("run_id", "a\nb")), "contains a control character"),
+    "shard path leaving the run directory": Case(_ingest_case(_shard_outside),
+                                                 "must be a plain file name inside the run directory"),
+    "absolute shard path": Case(_ingest_case(_shard_field("file", "/etc/hostname")),
+                                "must be a plain file name inside the run directory"),
+    "hidden shard file": Case(_ingest_case(_shard_field("file", ".edges.parquet")), "must be a plain file name"),
+    "empty shard file name": Case(_ingest_case(_shard_field("file", "")), "must be a plain file name"),
+    "shard that is a directory": Case(_ingest_case(lambda run: (run / "edges-dir.parquet").mkdir() or _shard_field(
+        "file", "edges-dir.parquet")(run)), "edges-dir.parquet: cannot be read"),
+    "symbolic link as a shard": Case(_ingest_case(_symlinked_shard), "is a symbolic link"),
+    "symbolic link as the manifest": Case(_ingest_case(_symlinked_manifest), "is a symbolic link"),
+    "manifest edge count off by one": Case(_ingest_case(_edit_manifest(
+        lambda data: data["counts"].update(edges=data["counts"]["edges"] - 1))), "but the shards list"),
+    "manifest edges per layer wrong": Case(_ingest_case(_edit_manifest(
+        lambda data: data["counts"]["edges_per_layer"].update({"6": data["counts"]["edges_per_layer"]["6"] + 1}))),
+        "counts.edges_per_layer is"),
+}
+
+
 CASES: dict[str, Case] = {
     "empty Parquet shard": Case(_ingest_case(_empty_shard), "not a readable Parquet"),
     "truncated Parquet shard": Case(_ingest_case(lambda run: _truncate(run, keep_checksum=False)),
@@ -233,7 +379,8 @@ CASES: dict[str, Case] = {
                                       "duplicate edge"),
     "duplicate edge across shards": Case(_ingest_case(_duplicate_across_shards), "is in two shards"),
     "incomplete shard (fewer rows than the manifest)": Case(_ingest_case(_edit_manifest(
-        lambda data: data["shards"][0].update(rows=data["shards"][0]["rows"] + 5))), "rows but the manifest says"),
+        lambda data: (data["shards"][0].update(rows=data["shards"][0]["rows"] + 5),
+                      data["counts"].update(edges=data["counts"]["edges"] + 5)))), "rows but the manifest says"),
     "shard listed but missing": Case(_ingest_case(lambda run: _first_shard(run).unlink()),
                                      "listed in the manifest but"),
     "negative source layer in the manifest": Case(_ingest_case(_edit_manifest(
@@ -254,15 +401,9 @@ CASES: dict[str, Case] = {
     ".h5ad without the vocabulary's genes": Case(_h5ad_without_vocabulary, "are in the vocabulary"),
     "tokenized dataset without input_ids": Case(_dataset_without_input_ids, "has no input_ids column"),
     "token dictionary pickle that would execute code": Case(_pickle_that_runs_code, "refusing to load"),
+    **DAMAGED_RUNS,
+    **CATALOG_CASES,
 }
-
-
-@pytest.fixture(scope="module")
-def loaded_graph(graph, small_run):
-    """The test database holding one loaded run, and its checksum."""
-    wipe(graph)
-    ingest_run(graph, small_run)
-    return graph, graph_checksum(graph)
 
 
 def run_main(args: list[str], capsys, monkeypatch) -> tuple[int, str]:
