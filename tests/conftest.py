@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import queries
 from atlas.db import server
 from atlas.db.connection import Graph, connect
 from loaders.schema import apply_schema
+from tests.graphs import ToyRun, chained_runs, heavy_tailed_run
 from tests.tiny import build_tiny_inputs
 
 
@@ -55,3 +57,15 @@ def tiny_inputs(tmp_path_factory) -> Path:
     """A directory with ``model/``, ``saes/`` (layers 0-3) and ``cells/`` (12 cells): see :func:`build_tiny_inputs`.
     Shared by the session: tests write their outputs elsewhere."""
     return build_tiny_inputs(tmp_path_factory.mktemp("tiny-inputs"))
+
+
+@pytest.fixture
+def toy(clean_graph) -> ToyRun:
+    """An empty graph given one heavy-tailed run ``toy`` (a source layer into two downstream layers)."""
+    return heavy_tailed_run(clean_graph, "toy", np.random.default_rng(11))
+
+
+@pytest.fixture
+def chain(clean_graph) -> list[ToyRun]:
+    """An empty graph given two chained runs (chain-a L0 -> L1, chain-b L1 -> L2), a full-depth atlas in small."""
+    return chained_runs(clean_graph, np.random.default_rng(5))

@@ -15,19 +15,9 @@ from atlas.analysis.projection import projected, projection_names
 from atlas.analysis.scope import resolve_scope
 from atlas.errors import AtlasError
 from queries.readonly import run_read_only
-from tests.graphs import chained_runs, heavy_tailed_run, write_run
+from tests.graphs import write_run
 
 pytestmark = pytest.mark.neo4j
-
-
-@pytest.fixture
-def toy(clean_graph):
-    return heavy_tailed_run(clean_graph, "toy", np.random.default_rng(11))
-
-
-@pytest.fixture
-def chain(clean_graph):
-    return chained_runs(clean_graph, np.random.default_rng(5))
 
 
 def test_projection_exists_inside_the_context_and_is_dropped_after_success(toy, graph):

@@ -32,7 +32,7 @@ from benchmarks.synthetic import make_synthetic_run
 from loaders.digest import graph_digest
 from loaders.online import ingest_run
 from loaders.schema import feature_uid, shard_key
-from tests.graphs import chained_runs, feature_table, heavy_tailed_run, uid, write_features, write_run
+from tests.graphs import feature_table, uid, write_features, write_run
 from tests.test_analysis import chain_network, gds_pagerank
 
 pytestmark = pytest.mark.neo4j
@@ -63,16 +63,6 @@ def workbench(graph):
     # A second driver on the same server; the session fixture's connection stays open.
     with atlas.connect() as connected:
         yield connected
-
-
-@pytest.fixture
-def toy(clean_graph):
-    return heavy_tailed_run(clean_graph, "toy", np.random.default_rng(11))
-
-
-@pytest.fixture
-def chain(clean_graph):
-    return chained_runs(clean_graph, np.random.default_rng(5))
 
 
 def test_import_atlas_stays_light_and_connect_is_lazy():
