@@ -9,10 +9,11 @@
 // returns: projection — the map gds.graph.project returns (graphName, nodeCount, relationshipCount, ...)
 // Counts only edges of shards their Run lists as visible (loaders/online.py: the shard visibility fence). A shard
 // key names its run (loaders.schema.shard_key), so the scope's visible keys alone find exactly its edges,
-// through the AFFECTS(shard) index, without reading each edge's run. The type comes from the list read just before
-// (a Feature is never deleted but by a wipe, so its id keeps naming it), which is cheaper than reading each target's
-// layer (benchmarks/README.md); a feature created since is not in the list and falls back to its property. One returned column: the
-// graphdatascience client's Cypher projection (gds.graph.project.cypher) reads the projection's map from it.
+// through the AFFECTS(shard) index, without reading each edge's run. The type comes from the list read just
+// before (a Feature is never deleted but by a wipe, so its id keeps naming it), which is cheaper than reading each
+// target's layer (benchmarks/README.md); a feature created since is not in the list and falls back to its
+// property. One returned column: the graphdatascience client's Cypher projection (gds.graph.project.cypher) reads
+// the projection's map from it.
 CALL () { MATCH (run:Run) WHERE run.id IN $runs UNWIND run.visible AS key RETURN collect(key) AS visible }
 MATCH (source:Feature)-[edge:AFFECTS]->(target:Feature)
 USING INDEX edge:AFFECTS(shard)
