@@ -112,6 +112,7 @@ class Figures(dict):
 def measure(label: str, offline_dirs: list[Path], online_dir: Path | None, delete_run_id: str) -> Figures:
     """Load, analyse and delete one atlas in the throwaway server; every figure of the comparison."""
     import numpy as np
+    from neo4j.exceptions import Neo4jError
 
     import queries
     from atlas.analysis import hubs, modules
@@ -149,7 +150,11 @@ def measure(label: str, offline_dirs: list[Path], online_dir: Path | None, delet
         report = figures.timed("hub report", lambda: hubs.hub_report(graph, scope))
         for step, seconds in gds_breakdown(graph, runs, hubs.DEFAULT_RULE).items():
             print(f"      step: {step:<75} {seconds:7.2f} s")
-        figures.timed("modules", lambda: modules.modules(graph, scope))
+        try:
+            figures.timed("modules", lambda: modules.modules(graph, scope))
+        except Neo4jError as error:  # e.g. Leiden out of heap: the figures after it still count
+            figures["modules s"] = float("nan")
+            print(f"    modules: FAILED ({error.message or error})", flush=True)
         top = report.hubs.table["uid"].head(HUB_PAGES).tolist()
         for name, parameters in (("feature_edges", {"limit": 20}), ("neighbourhood", {"per_layer": 5})):
             text = queries.get(name).text
