@@ -119,9 +119,9 @@ def gds_hub_report(graph: Graph, run_id: str, rule: hub_analysis.HubRule) -> tup
     return time.perf_counter() - started, report
 
 
-def gds_breakdown(graph: Graph, run_id: str, rule: hub_analysis.HubRule) -> dict[str, float]:
-    """Seconds per step of the hub report (a second pass, for the breakdown)."""
-    scope = resolve_scope(graph, [run_id])
+def gds_breakdown(graph: Graph, runs: list[str], rule: hub_analysis.HubRule) -> dict[str, float]:
+    """Seconds per step of the hub report over some runs (a second pass, for the breakdown)."""
+    scope = resolve_scope(graph, runs)
     times, mark = {}, time.perf_counter()
 
     def lap(name: str) -> None:
@@ -135,7 +135,7 @@ def gds_breakdown(graph: Graph, run_id: str, rule: hub_analysis.HubRule) -> dict
         from atlas.analysis.degrees import degree_table
 
         degree_table(projection)
-        lap("degrees (out, in, 3 layers)")
+        lap(f"degrees (out, in, {len(projection.layers)} layers)")
         projection.stream("pagerank_stream", damping=0.85, iterations=20, tolerance=1e-7)
         lap("pagerank")
         projection.stream("betweenness_stream", config=hub_analysis.betweenness_config(projection))
@@ -247,7 +247,7 @@ def main() -> None:
               f"write-back): {seconds:.2f} s")
         print(f"    hubs {summary['hubs']} ({summary['rule']}), unannotated {len(report.unannotated_hubs.table)}, "
               f"betweenness {summary['betweenness']}, written {summary['written']:,} features")
-        for step, value in gds_breakdown(graph, run_id, rule).items():
+        for step, value in gds_breakdown(graph, [run_id], rule).items():
             print(f"    step: {step:<75} {value:7.2f} s")
 
         base_times, base = baseline_hub_report(edges, features, rule, hub_analysis.BETWEENNESS_SAMPLES)

@@ -83,23 +83,32 @@ def make_synthetic_run(
     downstream_layers: tuple[int, ...] = (6, 11, 17),
     features_per_shard: int = 512,
     finalized: bool = True,
+    edges_by_layer: dict[int, int] | None = None,
 ) -> Path:
     """Write a run directory of the reference shape scaled by ``scale`` (edges and source features) and return it.
 
     Deterministic for a given ``seed``. ``downstream_layers`` takes the reference layer shares in order
-    (49.8 / 31.8 / 18.4 %); the run id defaults to ``synthetic-L{source_layer}-s{seed}``.
+    (49.8 / 31.8 / 18.4 %); the run id defaults to ``synthetic-L{source_layer}-s{seed}``. ``edges_by_layer``
+    (downstream layer -> edges) replaces both for other shapes (benchmarks/bench_atlas_scale.py); the out-degree
+    keeps the reference's median/mean/max proportions.
     """
-    if len(downstream_layers) != len(REFERENCE_EDGES_BY_LAYER):
+    if edges_by_layer is None and len(downstream_layers) != len(REFERENCE_EDGES_BY_LAYER):
         raise ValueError(f"downstream_layers needs {len(REFERENCE_EDGES_BY_LAYER)} layers, got {downstream_layers}")
     rng = np.random.default_rng(seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     run_id = run_id or f"synthetic-L{source_layer:02d}-s{seed}"
     n_sources = max(1, round(REFERENCE_SOURCE_FEATURES * scale))
-    by_layer = {layer: max(1, round(edges * scale))
-                for layer, edges in zip(downstream_layers, REFERENCE_EDGES_BY_LAYER.values(), strict=True)}
+    if edges_by_layer is None:
+        by_layer = {layer: max(1, round(edges * scale))
+                    for layer, edges in zip(downstream_layers, REFERENCE_EDGES_BY_LAYER.values(), strict=True)}
+        max_degree = REFERENCE_MAX_DEGREE
+    else:
+        by_layer = dict(edges_by_layer)
+        downstream_layers = tuple(by_layer)
+        max_degree = round(REFERENCE_MAX_DEGREE * sum(by_layer.values()) / n_sources / REFERENCE_MEAN_DEGREE)
     total = sum(by_layer.values())
-    max_degree = min(REFERENCE_MAX_DEGREE, FEATURES_PER_LAYER * len(downstream_layers))
+    max_degree = min(max_degree, FEATURES_PER_LAYER * len(downstream_layers))
     if total > n_sources * max_degree:
         raise ValueError(f"scale {scale} leaves too few source features for {total} edges")
 

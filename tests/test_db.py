@@ -120,6 +120,20 @@ def test_managed_server_listens_on_localhost_only(graph):
     assert "dbms.security.auth_enabled=true" in conf
 
 
+@pytest.mark.skipif(bool(os.environ.get("NEO4J_URI")), reason="managed server only")
+def test_managed_server_bounds_its_transaction_logs_by_default(graph):
+    conf = (server.ServerConfig.from_env().home / "conf" / "neo4j.conf").read_text()
+    if server.ServerConfig.from_env().tx_logs != "bounded":
+        pytest.skip("ATLAS_NEO4J_TX_LOGS chose Neo4j's settings")
+    assert server.BOUNDED_TX_LOGS in conf
+
+
+def test_unknown_transaction_log_setting_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("ATLAS_NEO4J_TX_LOGS", "forever")
+    with pytest.raises(AtlasError, match="ATLAS_NEO4J_TX_LOGS must be 'bounded' or 'neo4j'"):
+        server.ServerConfig.from_env()
+
+
 def test_port_in_use_is_a_clear_error(tmp_path, monkeypatch):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -78,6 +78,16 @@ def free_heap_bytes(graph: Graph) -> int:
     return int(heap["max"]) - int(heap["used"])
 
 
+def relationship_types_by_node_id(graph: Graph) -> list[str | None]:
+    """The projected relationship type of the edges into each feature, indexed by the feature's internal node id
+    (None where a node id is no feature)."""
+    columns = graph.read(queries.internal("feature_layers").text)[0]
+    types: list[str | None] = [None] * (max(columns["node_id"], default=-1) + 1)
+    for node_id, relationship_type in zip(columns["node_id"], columns["relationship_type"], strict=True):
+        types[node_id] = relationship_type
+    return types
+
+
 def check_memory(graph: Graph, scope: Scope, free_bytes: int | None = None) -> MemoryCheck:
     """Count the scope, ask GDS for the projection's memory estimate and refuse when it exceeds the free heap."""
     size = graph.read(queries.internal("scope_size_recorded").text, runs=list(scope.runs))[0]
@@ -120,7 +130,7 @@ def projected(graph: Graph, scope: Scope, free_bytes: int | None = None, weighte
         with translate_errors(graph.settings):
             gds_graph, result = graph.gds.graph.project.cypher(
                 queries.internal("project_scope").text, graph_name=name, weighted_undirected=weighted_undirected,
-                **scope.parameters())
+                types_by_node_id=relationship_types_by_node_id(graph), **scope.parameters())
         layers = tuple(sorted(int(relationship_type[1:]) for relationship_type in gds_graph.relationship_types()))
         yield Projection(graph, scope, name, result.node_count, result.relationship_count, layers, gds_graph)
     except BaseException:

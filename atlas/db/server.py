@@ -32,6 +32,14 @@ from atlas.settings import atlas_home
 
 SUPPORTED_JAVA = (17, 21)
 PRIVATE_UMASK = 0o077  # files the server and neo4j-admin create: owner only
+# Transaction logs are pruned only at a checkpoint, and Community's own checkpoints (every 15 minutes or 100,000
+# transactions) let a large load or delete keep everything it wrote until then (benchmarks/README.md). Community has
+# no incremental backup to replay logs into and recovery needs only what follows the last checkpoint, so: a
+# checkpoint every 32 transactions (an online batch is one), two rotated files of 64 MiB kept.
+# ATLAS_NEO4J_TX_LOGS=neo4j keeps Neo4j's settings instead.
+BOUNDED_TX_LOGS = ("db.tx_log.rotation.retention_policy=2 files\n"
+                   "db.tx_log.rotation.size=64m\n"
+                   "db.checkpoint.interval.tx=32\n")
 
 
 @dataclass(frozen=True)
@@ -44,10 +52,14 @@ class ServerConfig:
     listen_address: str
     heap: str
     pagecache: str
+    tx_logs: str = "bounded"
 
     @classmethod
     def from_env(cls) -> ServerConfig:
         heap, pagecache = default_memory()
+        tx_logs = os.environ.get("ATLAS_NEO4J_TX_LOGS", cls.tx_logs)
+        if tx_logs not in ("bounded", "neo4j"):
+            raise AtlasError(f"ATLAS_NEO4J_TX_LOGS must be 'bounded' or 'neo4j', not {tx_logs!r}")
         return cls(
             home=atlas_home() / "neo4j",
             bolt_port=int(os.environ.get("ATLAS_BOLT_PORT", "7687")),
@@ -55,6 +67,7 @@ class ServerConfig:
             listen_address=os.environ.get("ATLAS_LISTEN_ADDRESS", "127.0.0.1"),
             heap=os.environ.get("ATLAS_NEO4J_HEAP", heap),
             pagecache=os.environ.get("ATLAS_NEO4J_PAGECACHE", pagecache),
+            tx_logs=tx_logs,
         )
 
     @property
@@ -171,7 +184,7 @@ def _write_conf(config: ServerConfig, artifacts: Artifacts) -> None:
         "dbms.security.auth_enabled=true\n"
         "dbms.security.procedures.unrestricted=gds.*\n"
         "dbms.usage_report.enabled=false\n"
-        "db.tx_log.rotation.retention_policy=2 files\n"
+        + (BOUNDED_TX_LOGS if config.tx_logs == "bounded" else "") +
         # Guards for statements nobody bounded (the Neo4j Browser, a notebook): the read path sets a tighter
         # per-transaction timeout itself; an hour stops a runaway while leaving batched loads and deletes alone.
         "db.transaction.timeout=1h\n"
