@@ -21,9 +21,10 @@ from atlas.db.server import ServerConfig
 from atlas.errors import AtlasError
 from loaders.online import ingest_run
 from queries.readonly import check_read_only, run_read_only
+from tests.cli import run_atlas
 from tests.conftest import wipe
 from tests.reliability.checksum import GraphChecksum, graph_checksum
-from tests.reliability.processes import error_lines, run_atlas
+from tests.reliability.processes import error_lines
 
 pytestmark = pytest.mark.neo4j
 

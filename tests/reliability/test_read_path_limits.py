@@ -14,7 +14,8 @@ import pytest
 
 from atlas.db import server
 from atlas.db.server import transaction_memory
-from tests.reliability.processes import atlas_env, error_lines, run_atlas
+from tests.cli import atlas_env, run_atlas
+from tests.reliability.processes import error_lines
 
 pytestmark = pytest.mark.neo4j
 
