@@ -318,6 +318,14 @@ def read_shard(run_dir: Path, record: ShardRecord, manifest: Manifest) -> pa.Tab
     payload = _read_own_file(path)
     if hashlib.sha256(payload).hexdigest() != record.sha256:
         raise AtlasError(f"{path}: checksum does not match the manifest (file changed or truncated)")
+    return read_edge_table(path, rows=record.rows, manifest=manifest, payload=payload)
+
+
+def read_edge_table(path: Path, rows: int, manifest: Manifest, payload: bytes | None = None) -> pa.Table:
+    """Read a file of a run's edges (a shard, or a release's copy of one; ``payload`` when its bytes are read
+    already) and check its schema, row count and values against the manifest; the caller has checked the file's
+    integrity. A symbolic link is refused."""
+    payload = _read_own_file(path) if payload is None else payload
     try:
         table = pq.read_table(pa.BufferReader(payload))
     except (pa.ArrowInvalid, OSError) as error:
@@ -331,8 +339,8 @@ def read_shard(run_dir: Path, record: ShardRecord, manifest: Manifest) -> pa.Tab
         if actual != column.type:
             raise AtlasError(f"{path}: column {column.name} has type {actual}, expected {column.type}")
     table = table.select(expected.names)
-    if table.num_rows != record.rows:
-        raise AtlasError(f"{path}: {table.num_rows} rows but the manifest says {record.rows}")
+    if table.num_rows != rows:
+        raise AtlasError(f"{path}: {table.num_rows} rows but the manifest says {rows}")
     for name in expected.names:
         values = table.column(name)
         if values.null_count and name not in CALIBRATION_COLUMNS:  # those are null where not calibrated

@@ -30,6 +30,7 @@ COMMANDS = {
     "sae": "atlas.cli.sae:sae",
     "demo": "atlas.cli.demo:demo",
     "serve": "atlas.cli.serve:serve",
+    "release": "atlas.cli.release:release",
 }
 
 
