@@ -26,7 +26,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-import queries
 from atlas.db import server
 from atlas.db.offline_import import DATABASE, OfflineImportClaim
 from atlas.errors import AtlasError
@@ -281,13 +280,6 @@ class BulkImportReport:
         return {**vars(self), "seconds": round(self.seconds, 3), "edges_per_second": round(self.edges_per_second, 1)}
 
 
-def _node_count() -> int:
-    from atlas.db.connection import connect
-
-    with connect() as graph:
-        return graph.read(queries.internal("database_node_count").text)[0]["nodes"]
-
-
 def bulk_import(
     runs: list[ValidatedRun],
     annotations: AnnotationRows | None = None,
@@ -315,13 +307,8 @@ def bulk_import(
                          "database); unset NEO4J_DATABASE")
     config = server.ServerConfig.from_env()
     with OfflineImportClaim(config.home, [str(run.run_dir) for run in runs]) as claim:
-        if claim.interrupted is None:
-            server.start(config)
-            nodes = _node_count()
-            if nodes and not force:
-                raise AtlasError(f"database '{DATABASE}' on {config.bolt_uri} is not empty ({nodes:,} nodes); the "
-                                 "offline import replaces it entirely: pass --force to replace it, or use the online "
-                                 "loader")
+        claim.refuse_non_empty(force, "the offline import replaces it entirely: pass --force to replace it, or use "
+                                      "the online loader")
         started = time.perf_counter()
         files = write_import_files(Path(directory) if directory else config.home / "import" / "bulk", runs,
                                    annotations, progress)
@@ -330,24 +317,11 @@ def bulk_import(
         arguments = ["database", "import", "full", DATABASE, "--overwrite-destination=true", "--id-type=integer",
                      f"--array-delimiter={ARRAY_DELIMITER}", f"--report-file={files.directory / 'import.report'}",
                      *files.arguments()]
-        claim.begin()
-        server.stop(config)
-        stopped = time.perf_counter()
-        log = files.directory / "neo4j-admin.log"
-        returncode = claim.run_importer(lambda output: server.start_admin(config, *arguments, output=output), log)
-        imported = time.perf_counter()
-        if returncode != 0:
-            claim.discard()
-            server.start(config)
-            lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
-            errors = [line for line in lines if "rror" in line or "Exception" in line] or lines or ["no output"]
-            raise AtlasError(f"neo4j-admin import failed: {errors[-1]} (log {log}); "
-                             f"database '{DATABASE}' is empty now")
-        claim.finish()
-        server.start(config)
+        seconds_stop, seconds_import, seconds_start = claim.replace(arguments, files.directory / "neo4j-admin.log",
+                                                                    "neo4j-admin import")
     restarted = time.perf_counter()
     with connect() as graph:
         apply_schema(graph)
     finished = time.perf_counter()
-    return BulkImportReport(files.rows, files.rows[AFFECTS.type], written - started, stopped - written,
-                            imported - stopped, restarted - imported, finished - restarted, str(files.directory))
+    return BulkImportReport(files.rows, files.rows[AFFECTS.type], written - started, seconds_stop, seconds_import,
+                            seconds_start, finished - restarted, str(files.directory))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -80,7 +81,7 @@ def verify(directory: Path, as_json: bool) -> None:
         if not problems:
             click.echo(f"{directory}: release is sound")
     if problems:
-        raise click.exceptions.Exit(1)
+        sys.exit(1)
 
 
 @release.command()

@@ -207,6 +207,45 @@ class OfflineImportClaim:
             process.wait()
             raise
 
+    def refuse_non_empty(self, force: bool, alternative: str) -> None:
+        """Start the server (unless an interrupted import left the database half-written, which is replaced without
+        asking) and refuse, unless ``force``, a database that holds any node; ``alternative`` says what else to do."""
+        import queries
+        from atlas.db import server
+        from atlas.db.connection import connect
+
+        if self.interrupted is not None:
+            return
+        config = server.start(server.ServerConfig.from_env())
+        with connect() as graph:
+            nodes = graph.read(queries.internal("database_node_count").text)[0]["nodes"]
+        if nodes and not force:
+            raise AtlasError(f"database '{DATABASE}' on {config.bolt_uri} is not empty ({nodes:,} nodes); "
+                             f"{alternative}")
+
+    def replace(self, arguments: list[str], log: Path, what: str) -> tuple[float, float, float]:
+        """Stop the server, run ``neo4j-admin`` with ``arguments`` as this claim's importer, start the server again;
+        return the seconds of the stop, the importer and the start. When the importer fails the database is left
+        empty and an AtlasError quotes its last error line."""
+        from atlas.db import server
+
+        config = server.ServerConfig.from_env()
+        started = time.perf_counter()
+        self.begin()
+        server.stop(config)
+        stopped = time.perf_counter()
+        returncode = self.run_importer(lambda output: server.start_admin(config, *arguments, output=output), log)
+        imported = time.perf_counter()
+        if returncode != 0:
+            self.discard()
+            server.start(config)
+            lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+            errors = [line for line in lines if "rror" in line or "Exception" in line] or lines or ["no output"]
+            raise AtlasError(f"{what} failed: {errors[-1]} (log {log}); database '{DATABASE}' is empty now")
+        self.finish()
+        server.start(config)
+        return stopped - started, imported - stopped, time.perf_counter() - imported
+
     def finish(self) -> None:
         """The import is complete: the server may serve the database again."""
         marker_path(self.home).unlink(missing_ok=True)

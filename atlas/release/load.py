@@ -129,29 +129,12 @@ def _restore_dump(directory: Path, force: bool) -> None:
     if os.environ.get("NEO4J_URI"):
         raise AtlasError("--dump restores into the managed server only; unset NEO4J_URI, or load without --dump")
     config = server.ServerConfig.from_env()
+    log = config.home / "logs" / "release-dump-load.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     with OfflineImportClaim(config.home, [str(directory)]) as claim:
-        if claim.interrupted is None:
-            server.start(config)
-            with connect() as graph:
-                nodes = graph.read(queries.internal("release_node_count").text)[0]["nodes"]
-            if nodes and not force:
-                raise AtlasError(f"database '{DATABASE}' on {config.bolt_uri} is not empty ({nodes:,} nodes); a dump "
-                                 "replaces it entirely: pass --force to replace it, or load without --dump")
-        claim.begin()
-        server.stop(config)
-        log = config.home / "logs" / "release-dump-load.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        returncode = claim.run_importer(lambda output: server.start_admin(
-            config, "database", "load", DATABASE, f"--from-path={directory / DUMP_DIR}",
-            "--overwrite-destination=true", output=output), log)
-        if returncode != 0:
-            claim.discard()
-            server.start(config)
-            lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()] or ["no output"]
-            raise AtlasError(f"neo4j-admin database load failed: {lines[-1]} (log {log}); database '{DATABASE}' is "
-                             "empty now")
-        claim.finish()
-        server.start(config)
+        claim.refuse_non_empty(force, "a dump replaces it entirely: pass --force to replace it, or load without --dump")
+        claim.replace(["database", "load", DATABASE, f"--from-path={directory / DUMP_DIR}",
+                       "--overwrite-destination=true"], log, "neo4j-admin database load")
 
 
 def load_release(

@@ -1,4 +1,4 @@
-// purpose: How many nodes the database holds (an offline import refuses a non-empty database unless forced).
+// purpose: How many nodes the database holds (an offline import or a dump restore refuses one unless forced).
 // returns: nodes
 MATCH (n)
 RETURN count(n) AS nodes
