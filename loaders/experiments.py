@@ -158,3 +158,15 @@ def store_results(graph: Graph, run: Mapping[str, Any], tables: Mapping[str, Any
     if run.get("kind") == "steering":
         return store_steering(graph, run, records("results"))
     raise ValueError(f"unknown experiment kind {run.get('kind')!r}")
+
+
+def load_result_rows(graph: Graph, nodes: Mapping[str, Sequence[Mapping[str, Any]]],
+                     links: Mapping[str, Sequence[Mapping[str, Any]]]) -> int:
+    """MERGE experiment results given as property maps (a release's tables): ``nodes`` {interactions, steering,
+    runs}, then ``links`` {members, targets, steers} of {source, feature, properties}; return how many nodes."""
+    if any(nodes.values()):
+        graph.write(queries.internal("release_merge_experiment_nodes").text, **nodes)
+        for start in range(0, max(map(len, links.values())), BATCH):
+            graph.write(queries.internal("release_merge_experiment_links").text,
+                        **{name: rows[start:start + BATCH] for name, rows in links.items()})
+    return sum(map(len, nodes.values()))

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+import queries
 from atlas.db import server
 from atlas.db.offline_import import DATABASE, OfflineImportClaim
 from atlas.errors import AtlasError
@@ -280,6 +281,36 @@ class BulkImportReport:
         return {**vars(self), "seconds": round(self.seconds, 3), "edges_per_second": round(self.edges_per_second, 1)}
 
 
+def refuse_non_empty(claim: OfflineImportClaim, force: bool, alternative: str) -> None:
+    """Before replacing the managed database: start the server (unless an interrupted import left the database
+    half-written, which is replaced without asking) and refuse, unless ``force``, a database that holds any node;
+    ``alternative`` says what else to do."""
+    from atlas.db.connection import connect
+
+    if claim.interrupted is not None:
+        return
+    config = server.start(server.ServerConfig.from_env())
+    with connect() as graph:
+        nodes = graph.read(queries.internal("database_node_count").text)[0]["nodes"]
+    if nodes and not force:
+        raise AtlasError(f"database '{DATABASE}' on {config.bolt_uri} is not empty ({nodes:,} nodes); {alternative}")
+
+
+def restore_dump(dump_directory: Path, force: bool) -> None:
+    """Replace the managed ``neo4j`` database by the ``neo4j.dump`` in ``dump_directory`` (``neo4j-admin database
+    load``; the server is stopped meanwhile and started after), holding the offline import's claim."""
+    if os.environ.get("NEO4J_URI"):
+        raise AtlasError("a dump restores into the managed server only; unset NEO4J_URI, or load without --dump")
+    config = server.ServerConfig.from_env()
+    log = config.home / "logs" / "dump-load.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with OfflineImportClaim(config.home, [str(dump_directory)]) as claim:
+        refuse_non_empty(claim, force, "a dump replaces it entirely: pass --force to replace it, or load without "
+                                       "--dump")
+        claim.replace(["database", "load", DATABASE, f"--from-path={dump_directory}", "--overwrite-destination=true"],
+                      log, "neo4j-admin database load")
+
+
 def bulk_import(
     runs: list[ValidatedRun],
     annotations: AnnotationRows | None = None,
@@ -307,8 +338,8 @@ def bulk_import(
                          "database); unset NEO4J_DATABASE")
     config = server.ServerConfig.from_env()
     with OfflineImportClaim(config.home, [str(run.run_dir) for run in runs]) as claim:
-        claim.refuse_non_empty(force, "the offline import replaces it entirely: pass --force to replace it, or use "
-                                      "the online loader")
+        refuse_non_empty(claim, force, "the offline import replaces it entirely: pass --force to replace it, or "
+                                       "use the online loader")
         started = time.perf_counter()
         files = write_import_files(Path(directory) if directory else config.home / "import" / "bulk", runs,
                                    annotations, progress)

@@ -9,8 +9,6 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -22,13 +20,14 @@ from atlas.catalog import read_catalogs
 from atlas.db import server
 from atlas.db.connection import Graph, connect
 from atlas.errors import AtlasError
+from atlas.gmt import read_gmt
 from atlas.release import create_release, load_release, verify_release
 from atlas.releaseformat import RELEASE_JSON, document_path, table_path
 from benchmarks.synthetic import make_synthetic_run
 from loaders.annotations import catalog_rows, gene_set_rows, load_annotations
 from loaders.digest import graph_digest
-from loaders.gmt import read_gmt
 from loaders.online import ingest_run
+from tests.cli import atlas_env, run_atlas
 from tests.conftest import wipe
 from tests.explorer import ExplorerServer, free_port
 from tests.test_annotate import GMT, build_sae_atlas
@@ -116,11 +115,6 @@ def bad_copy(source, tmp_path) -> Path:
     return copy
 
 
-def cli(*arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from atlas.cli import main; main()", *arguments],
-                          capture_output=True, text=True, timeout=300)
-
-
 def test_release_describes_itself_and_passes_verification(source):
     release = json.loads((source["release"] / RELEASE_JSON).read_text())
     assert release["format_version"] == 1 and release["licence"] == "CC-BY-4.0"
@@ -131,7 +125,7 @@ def test_release_describes_itself_and_passes_verification(source):
     assert set(release["files"]) >= {table_path("features"), "dump/neo4j.dump"}
     assert verify_release(source["release"]) == []
     assert Path(source["summary"]["tar"]).is_file()
-    verified = cli("release", "verify", str(source["release"]))
+    verified = run_atlas("release", "verify", str(source["release"]))
     assert verified.returncode == 0, verified.stderr
 
 
@@ -206,10 +200,9 @@ def test_a_corrupted_release_is_refused_in_one_line_and_the_atlas_is_unchanged(s
     with second.active(), pytest.raises(AtlasError, match="not a sound release, nothing was loaded"):
         load_release(bad_copy)
     assert second.digest() == before
-    verified = cli("release", "verify", str(bad_copy))
+    verified = run_atlas("release", "verify", str(bad_copy))
     assert verified.returncode == 1 and expected in verified.stderr
-    with second.active():
-        loaded = cli("release", "load", str(bad_copy))
+    loaded = run_atlas("release", "load", bad_copy, env=atlas_env(**second.variables))
     assert loaded.returncode == 1 and len(loaded.stderr.strip().splitlines()) == 1
     assert "Traceback" not in loaded.stderr
 
@@ -228,6 +221,6 @@ def test_a_run_present_with_other_content_is_refused_and_the_atlas_is_unchanged(
 
 
 def test_an_unknown_run_is_refused_in_one_line(graph, source, tmp_path):
-    created = cli("release", "create", str(tmp_path / "out"), "--run", "no-such-run")
+    created = run_atlas("release", "create", str(tmp_path / "out"), "--run", "no-such-run")
     assert created.returncode == 1 and "no traced run 'no-such-run'" in created.stderr
     assert len(created.stderr.strip().splitlines()) == 1

@@ -7,11 +7,7 @@ from pathlib import Path
 
 import click
 
-from atlas.cli.output import emit_json, emit_mapping
-
-
-def _say(quiet: bool):
-    return None if quiet else (lambda message: click.echo(message, err=True))
+from atlas.cli.output import StageBars, emit_json, emit_mapping
 
 
 @click.group()
@@ -38,7 +34,7 @@ def release() -> None:
 @click.option("--dump", is_flag=True,
               help="Also add a neo4j-admin dump of the managed database (stops and restarts the server).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--quiet", is_flag=True, help="No progress lines.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
 def create(out: Path, runs: tuple[str, ...], sae_atlas: Path | None, licence: str | None, citation: str | None,
            tar: bool, dump: bool, as_json: bool, quiet: bool) -> None:
     """Write a release of runs: release.json, Parquet tables, edges per run, one JSON document per feature.
@@ -52,7 +48,7 @@ def create(out: Path, runs: tuple[str, ...], sae_atlas: Path | None, licence: st
 
     with connect() as graph:
         summary = create_release(graph, out, list(runs), sae_atlas=sae_atlas, licence=licence, citation=citation,
-                                 dump=dump, tar=tar, progress=_say(quiet or as_json))
+                                 dump=dump, tar=tar, progress=StageBars(not (quiet or as_json), "item"))
     if as_json:
         emit_json(summary)
     else:
@@ -95,7 +91,7 @@ def verify(directory: Path, as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="With --offline or --dump: replace a database that is not empty.")
 @click.option("--streams", default=2, show_default=True, help="Shards loaded concurrently (online).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--quiet", is_flag=True, help="No progress lines.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
 def load(directory: Path, mode: str, force: bool, streams: int, as_json: bool, quiet: bool) -> None:
     """Verify a release, then build the atlas from it; a bad release is refused before anything is written.
 
@@ -107,7 +103,8 @@ def load(directory: Path, mode: str, force: bool, streams: int, as_json: bool, q
     """
     from atlas.release import load_release
 
-    summary = load_release(directory, mode=mode, force=force, streams=streams, progress=_say(quiet or as_json))
+    summary = load_release(directory, mode=mode, force=force, streams=streams,
+                           progress=StageBars(not (quiet or as_json), "item"))
     if as_json:
         emit_json(summary)
     else:

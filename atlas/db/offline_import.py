@@ -207,22 +207,6 @@ class OfflineImportClaim:
             process.wait()
             raise
 
-    def refuse_non_empty(self, force: bool, alternative: str) -> None:
-        """Start the server (unless an interrupted import left the database half-written, which is replaced without
-        asking) and refuse, unless ``force``, a database that holds any node; ``alternative`` says what else to do."""
-        import queries
-        from atlas.db import server
-        from atlas.db.connection import connect
-
-        if self.interrupted is not None:
-            return
-        config = server.start(server.ServerConfig.from_env())
-        with connect() as graph:
-            nodes = graph.read(queries.internal("database_node_count").text)[0]["nodes"]
-        if nodes and not force:
-            raise AtlasError(f"database '{DATABASE}' on {config.bolt_uri} is not empty ({nodes:,} nodes); "
-                             f"{alternative}")
-
     def replace(self, arguments: list[str], log: Path, what: str) -> tuple[float, float, float]:
         """Stop the server, run ``neo4j-admin`` with ``arguments`` as this claim's importer, start the server again;
         return the seconds of the stop, the importer and the start. When the importer fails the database is left

@@ -11,7 +11,6 @@ import json
 import os
 import tarfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,11 +20,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import queries
-from atlas import __version__
 from atlas.db import server
 from atlas.db.connection import Graph
 from atlas.db.offline_import import DATABASE
 from atlas.errors import AtlasError
+from atlas.progress import StageProgress
 from atlas.releaseformat import (
     DUMP_DIR,
     DUMP_FILE,
@@ -38,6 +37,7 @@ from atlas.releaseformat import (
     table_path,
 )
 from atlas.runformat import Manifest, ShardRecord, file_sha256, write_shard
+from atlas.version import __version__
 from loaders.annotations import catalog_rows
 from loaders.online import run_state
 from loaders.schema import shard_key
@@ -52,7 +52,6 @@ DEFINITIONS = {
     "q": "run-level Benjamini-Hochberg q-value (absent before finalisation)",
     "sign": "excitatory when mean > 0, else inhibitory",
 }
-Progress = Callable[[str], None]
 
 
 def _read(graph: Graph, name: str, **parameters: Any) -> list[dict[str, Any]]:
@@ -67,7 +66,7 @@ def _table(rows: list[dict[str, Any]], required: dict[str, str]) -> pa.Table:
     return pa.table(arrays, names=names)
 
 
-def _run_entry(graph: Graph, run_id: str, out: Path, progress: Progress) -> dict[str, Any]:
+def _run_entry(graph: Graph, run_id: str, out: Path, progress: StageProgress) -> dict[str, Any]:
     """Write one run's visible edges (a file per shard) and return its release.json entry with its manifest."""
     if not run_id or "/" in run_id or run_id in (".", ".."):
         raise AtlasError(f"run id {run_id!r} cannot name a release folder")
@@ -78,9 +77,9 @@ def _run_entry(graph: Graph, run_id: str, out: Path, progress: Progress) -> dict
     visible = set(state.get("visible") or [])
     records = []
     (out / edges_path(run_id, "")).mkdir(parents=True, exist_ok=True)
-    for shard, checksum in zip(state["shards"], state["shard_checksums"], strict=True):
-        if shard_key(run_id, shard) not in visible:
-            continue
+    shards = [(shard, checksum) for shard, checksum in zip(state["shards"], state["shard_checksums"], strict=True)
+              if shard_key(run_id, shard) in visible]
+    for done, (shard, checksum) in enumerate(shards, start=1):
         rows = _read(graph, "release_shard_edges", run=run_id, key=shard_key(run_id, shard))
         columns = {"run_id": [run_id] * len(rows), "source_layer": [state["source_layer"]] * len(rows),
                    **{name: [row[name] for row in rows]
@@ -90,7 +89,7 @@ def _run_entry(graph: Graph, run_id: str, out: Path, progress: Progress) -> dict
         write_shard(out / edges_path(run_id, ""), shard, pa.table(columns))
         # The shard keeps its trace record: a Run node loaded from the release lists the same checksums.
         records.append(ShardRecord(file=shard, rows=len(rows), sha256=checksum))
-        progress(f"{run_id}: {shard} ({len(rows):,} edges)")
+        progress(f"edges of {run_id}", done, len(shards))
     manifest = Manifest(
         run_id=run_id, model=state["model"], sae=state["sae"], source_layer=state["source_layer"],
         downstream_layers=list(state["downstream_layers"]), n_cells=state["n_cells"],
@@ -154,7 +153,7 @@ def _experiment_tables(graph: Graph) -> dict[str, pa.Table]:
     }
 
 
-def _write_documents(graph: Graph, out: Path, uids: list[str], progress: Progress) -> int:
+def _write_documents(graph: Graph, out: Path, uids: list[str], progress: StageProgress) -> int:
     """One feature document per feature: the explorer's own document function, so the files equal its API."""
     from atlas.analysis.browse import feature_document
 
@@ -162,8 +161,7 @@ def _write_documents(graph: Graph, out: Path, uids: list[str], progress: Progres
         path = out / document_path(uid)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(feature_document(graph, uid), allow_nan=False, sort_keys=True), encoding="utf-8")
-        if position % 1000 == 0:
-            progress(f"feature documents: {position:,} of {len(uids):,}")
+        progress("feature documents", position, len(uids))
     return len(uids)
 
 
@@ -194,7 +192,7 @@ def create_release(
     citation: str | None = None,
     dump: bool = False,
     tar: bool = False,
-    progress: Progress | None = None,
+    progress: StageProgress | None = None,
 ) -> dict[str, Any]:
     """Write a release of these runs into ``out`` (which must not exist or be empty); return its summary.
 
@@ -202,7 +200,7 @@ def create_release(
     ``tar`` also writes ``out.tar``.
     """
     started = time.perf_counter()
-    say = progress or (lambda message: None)
+    say = progress or (lambda stage, done, total: None)
     out = Path(out)
     if not runs:
         raise AtlasError("give at least one run to release (--run RUN_ID)")
@@ -216,12 +214,12 @@ def create_release(
     (out / table_path("")).parent.mkdir(exist_ok=True)
     for name, table in tables.items():
         pq.write_table(table, out / table_path(name), compression="zstd")
-    say("tables written")
+    say("tables", len(tables), len(tables))
     uids = tables["features"].column("uid").to_pylist()
     documents = _write_documents(graph, out, uids, say)
     if dump:
         _dump(out)
-        say("dump written")
+        say("dump", 1, 1)
     files = {path.relative_to(out).as_posix(): file_sha256(path)
              for path in sorted(out.rglob("*")) if path.is_file()}
     layers = sorted(set(tables["features"].column("layer").to_pylist()))

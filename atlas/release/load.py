@@ -10,9 +10,7 @@ ones the source atlas had.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,16 +19,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-import queries
-from atlas.db import server
 from atlas.db.connection import Graph, connect
-from atlas.db.offline_import import DATABASE, OfflineImportClaim
 from atlas.errors import AtlasError
+from atlas.progress import StageProgress
 from atlas.release.verify import verify_release
 from atlas.releaseformat import DUMP_DIR, edges_path, read_release_json, table_path
 from atlas.runformat import Manifest, ShardRecord, read_edge_table
 from loaders.annotations import AnnotationRows, load_annotations
-from loaders.offline import bulk_import
+from loaders.experiments import load_result_rows
+from loaders.offline import bulk_import, restore_dump
 from loaders.online import ingest_run, run_state
 from loaders.runs import IDENTITY, ValidatedRun, edge_endpoints, run_properties
 from loaders.schema import apply_schema
@@ -93,19 +90,15 @@ def _links(directory: Path, name: str, source: str) -> list[dict[str, Any]]:
             for row in _rows(directory, name)]
 
 
-def load_experiments(graph: Graph, directory: Path) -> int:
-    """MERGE the release's experiment results (nodes, then their links to features); return how many nodes."""
+def experiment_rows(directory: Path) -> tuple[dict[str, list], dict[str, list]]:
+    """The release's experiment result nodes and their links to features, as :func:`loaders.experiments.
+    load_result_rows` takes them."""
     nodes = {"interactions": _rows(directory, "interactions"), "steering": _rows(directory, "steering"),
              "runs": _rows(directory, "experiment_runs")}
     links = {"members": _links(directory, "interaction_members", "interaction"),
              "targets": _links(directory, "interaction_targets", "interaction"),
              "steers": _links(directory, "steering_features", "steering")}
-    if any(nodes.values()):
-        graph.write(queries.internal("release_merge_experiment_nodes").text, **nodes)
-        for start in range(0, max(map(len, links.values())), BATCH):
-            graph.write(queries.internal("release_merge_experiment_links").text,
-                        **{name: rows[start:start + BATCH] for name, rows in links.items()})
-    return sum(map(len, nodes.values()))
+    return nodes, links
 
 
 def _present(graph: Graph, run: ReleaseRun) -> bool:
@@ -124,26 +117,13 @@ def _present(graph: Graph, run: ReleaseRun) -> bool:
     return True
 
 
-def _restore_dump(directory: Path, force: bool) -> None:
-    """Replace the managed ``neo4j`` database by the release's dump (server stopped meanwhile, started after)."""
-    if os.environ.get("NEO4J_URI"):
-        raise AtlasError("--dump restores into the managed server only; unset NEO4J_URI, or load without --dump")
-    config = server.ServerConfig.from_env()
-    log = config.home / "logs" / "release-dump-load.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with OfflineImportClaim(config.home, [str(directory)]) as claim:
-        claim.refuse_non_empty(force, "a dump replaces it entirely: pass --force to replace it, or load without --dump")
-        claim.replace(["database", "load", DATABASE, f"--from-path={directory / DUMP_DIR}",
-                       "--overwrite-destination=true"], log, "neo4j-admin database load")
-
-
 def load_release(
     directory: str | Path,
     *,
     mode: str = "online",
     force: bool = False,
     streams: int = 2,
-    progress: Callable[[str], None] | None = None,
+    progress: StageProgress | None = None,
 ) -> dict[str, Any]:
     """Verify the release at ``directory`` and build the atlas from it; return what was loaded.
 
@@ -152,7 +132,7 @@ def load_release(
     restores the release's database dump. ``force`` lets the last two replace a database that is not empty.
     """
     started = time.perf_counter()
-    say = progress or (lambda message: None)
+    say = progress or (lambda stage, done, total: None)
     directory = Path(directory)
     if mode not in MODES:
         raise AtlasError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -165,16 +145,16 @@ def load_release(
     if mode == "dump":
         if not release.get("dump"):
             raise AtlasError(f"{directory} has no dump (create the release with --dump), nothing was loaded")
-        _restore_dump(directory, force)
-        say("dump restored")
+        restore_dump(directory / DUMP_DIR, force)
+        say("dump restored", 1, 1)
         return {**summary, "seconds": round(time.perf_counter() - started, 3)}
     runs = release_runs(directory, release)
     annotations = annotation_rows(directory)
-    say("release read")
+    say("release read", 1, 1)
     if mode == "offline":
         report = bulk_import(runs, annotations, force=force)
         with connect() as graph:
-            summary["experiment_nodes"] = load_experiments(graph, directory)
+            summary["experiment_nodes"] = load_result_rows(graph, *experiment_rows(directory))
         summary.update(edges_written=report.edges, loaded=summary["runs"], already_present=[])
     else:
         with connect() as graph:
@@ -182,7 +162,7 @@ def load_release(
             present = {run.run_id for run in runs if _present(graph, run)}
             reports = [ingest_run(graph, run, streams=streams) for run in runs if run.run_id not in present]
             load_annotations(graph, annotations)
-            summary["experiment_nodes"] = load_experiments(graph, directory)
+            summary["experiment_nodes"] = load_result_rows(graph, *experiment_rows(directory))
         summary.update(edges_written=sum(report.edges_written for report in reports),
                        loaded=[report.run_id for report in reports], already_present=sorted(present))
     return {**summary, "seconds": round(time.perf_counter() - started, 3)}
