@@ -96,7 +96,9 @@ def _run_entry(graph: Graph, run_id: str, out: Path, progress: StageProgress) ->
         cell_set_digest=state.get("cell_set_digest") or "", thresholds=json.loads(state.get("thresholds") or "{}"),
         kind=state.get("kind") or "trace", status=state.get("trace_status") or "complete",
         counts={"edges": sum(record.rows for record in records)}, code_version=state.get("code_version") or "",
-        created_at=state.get("created_at") or "", shards=records)
+        created_at=state.get("created_at") or "", shards=records,
+        # the Run node keeps a calibrated run's summary as JSON text; its manifest entry gives the same properties
+        extra={"calibration": {"summary": json.loads(state["calibration"])}} if state.get("calibration") else {})
     return {"id": run_id, "manifest": asdict(manifest), "edges": manifest.counts["edges"]}
 
 

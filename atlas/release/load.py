@@ -47,13 +47,17 @@ class ReleaseRun(ValidatedRun):
         return read_edge_table(self.release_dir / edges_path(self.run_id, record.file), record.rows, self.manifest)
 
 
-def release_runs(directory: Path, release: dict[str, Any]) -> list[ReleaseRun]:
-    """The release's runs, every edge file read and checked once (nothing is written)."""
+def release_runs(directory: Path, release: dict[str, Any], features: dict[str, dict[str, Any]]
+                 ) -> list[ReleaseRun]:
+    """The release's runs, every edge file read and checked once (nothing is written); a calibrated run's feature
+    calibration comes from the features table (``calibration_*`` properties naming the run)."""
     runs = []
     for entry in release["runs"]:
         manifest = Manifest.from_dict(entry["manifest"])
+        calibration = [{name: value for name, value in row.items() if name == "uid" or name.startswith("calibration_")}
+                       for row in features.values() if row.get("calibration_run") == manifest.run_id]
         run = ReleaseRun(directory / edges_path(manifest.run_id, ""), manifest, list(manifest.shards),
-                         release_dir=directory)
+                         calibration=calibration, release_dir=directory)
         keys = [np.empty(0, np.int64)]
         for record in run.shards:
             keys += [np.unique(endpoints) for endpoints in edge_endpoints(manifest, run.read(record))]
@@ -148,8 +152,8 @@ def load_release(
         restore_dump(directory / DUMP_DIR, force)
         say("dump restored", 1, 1)
         return {**summary, "seconds": round(time.perf_counter() - started, 3)}
-    runs = release_runs(directory, release)
     annotations = annotation_rows(directory)
+    runs = release_runs(directory, release, annotations.features)
     say("release read", 1, 1)
     if mode == "offline":
         report = bulk_import(runs, annotations, force=force)
