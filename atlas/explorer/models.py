@@ -105,12 +105,14 @@ class SteeringOut(BaseModel):
 class InteractionOut(BaseModel):
     interaction: str | None = None
     run: str | None = None
+    definition: str | None = Field(None, description="how conditions were averaged (whole-set by default)")
     selection: str | None = None
     term: str | None = None
     order: int | None = None
     members: list[str] | None = None
     n_targets: int | None = None
     median_redundancy: float | None = None
+    median_interaction: float | None = None
     fraction_subadditive: float | None = None
     fraction_superadditive: float | None = None
     mean_abs_interaction: float | None = None
