@@ -315,3 +315,14 @@ def test_networkx_is_used_by_the_product_only_through_to_networkx():
                    for path in (root / folder).rglob("*.py") if "import networkx" in path.read_text())
     assert users == ["atlas/workbench.py"]
     assert isinstance(nx.MultiDiGraph(), nx.MultiDiGraph)
+
+
+def test_the_gds_client_follows_a_replaced_driver(graph):
+    from atlas.db.connection import connect
+
+    with connect(graph.settings) as own:
+        before = own.gds
+        fresh = connect(graph.settings)
+        own.driver.close()
+        own.driver = fresh.driver
+        assert own.gds is not before and own.gds.run_cypher("RETURN 1 AS one")["one"].tolist() == [1]

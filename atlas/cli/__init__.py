@@ -75,6 +75,9 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except AtlasError as error:
+        from atlas.cli.output import close_bars
+
+        close_bars()
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
     except click.exceptions.Abort:

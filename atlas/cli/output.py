@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -72,6 +73,15 @@ def progress_bar(enabled: bool = True, **options: Any) -> tqdm:
     return tqdm(disable=not enabled or not _draw_bars(), **options)
 
 
+_STAGE_BARS: weakref.WeakSet[StageBars] = weakref.WeakSet()
+
+
+def close_bars() -> None:
+    """Close the bars of every live :class:`StageBars` (called before an error line is printed)."""
+    for bars in list(_STAGE_BARS):
+        bars.close()
+
+
 class StageBars:
     """One bar per stage for library callbacks ``progress(stage, done, total)``; see :func:`progress_bar`."""
 
@@ -79,6 +89,12 @@ class StageBars:
         self.enabled = enabled
         self.unit = unit
         self.bars: dict[str, tqdm] = {}
+        _STAGE_BARS.add(self)
+
+    def close(self) -> None:
+        """Close every bar still drawn (a failed command's error line must not share a line with a bar)."""
+        for bar in self.bars.values():
+            bar.close()
 
     def __call__(self, stage: str, done: int, total: int | None) -> None:
         bar = self.bars.get(stage)

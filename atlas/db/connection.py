@@ -12,7 +12,6 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -92,18 +91,23 @@ class Graph:
     def __init__(self, driver: Driver, settings: ConnectionSettings):
         self.driver = driver
         self.settings = settings
+        self._gds: tuple[GraphDataScience, Driver] | None = None
 
     @property
     def database(self) -> str:
         return self.settings.database
 
-    @cached_property
+    @property
     def gds(self) -> GraphDataScience:
-        """The graphdatascience client on this driver (same credentials and database), over Bolt."""
+        """The graphdatascience client on this driver (same credentials and database), over Bolt; made again when
+        the driver was replaced (e.g. a reconnect after an offline import), never left on a closed one."""
         from graphdatascience import GraphDataScience
 
-        with translate_errors(self.settings):
-            return GraphDataScience(self.driver, database=self.database, arrow=False, show_progress=False)
+        if self._gds is None or self._gds[1] is not self.driver:
+            with translate_errors(self.settings):
+                client = GraphDataScience(self.driver, database=self.database, arrow=False, show_progress=False)
+            self._gds = (client, self.driver)
+        return self._gds[0]
 
     def read(self, query: str, **parameters: Any) -> list[dict[str, Any]]:
         """Run a parameterised read query (routed to a reader on a cluster) and return its rows as dicts."""
