@@ -93,6 +93,9 @@ _CALL = re.compile(r"(?<![\w.$`])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\(")
 # not calls. (Only an undotted name can match, and Neo4j admits no plugin function outside a namespace.)
 _INDEX = re.compile(r"(?:^|, )[A-Z ]*(?:\(\w+\)<?-\[)?\w+:\w+\(")
 _PREFIX = re.compile(r"(?:\s|//[^\n]*|/\*.*?\*/)*(\w*)", re.DOTALL)
+# The plan is asked for by prefixing the statement; the server's error positions count that prefix too.
+EXPLAIN = "EXPLAIN "
+_POSITION = re.compile(r"\(line (\d+), column (\d+) \(offset: (\d+)\)\)")
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
@@ -179,9 +182,21 @@ def _session(graph: Graph) -> neo4j.Session:
                                 max_transaction_retry_time=0)
 
 
+def _without_prefix(message: str, prefix: str) -> str:
+    """``message`` with the positions it gives in ``prefix`` + statement moved into the statement itself."""
+    def moved(position: re.Match[str]) -> str:
+        line, column, offset = (int(number) for number in position.groups())
+        if line == 1:
+            column = max(1, column - len(prefix))
+        return f"(line {line}, column {column} (offset: {max(0, offset - len(prefix))}))"
+
+    return _POSITION.sub(moved, message)
+
+
 @contextmanager
-def _statement_errors(graph: Graph, timeout: float) -> Iterator[None]:
-    """Server answers about one statement as one line: a syntax error, a limit it hit, a connection it lost."""
+def _statement_errors(graph: Graph, timeout: float, prefix: str = "") -> Iterator[None]:
+    """Server answers about one statement as one line: a syntax error, a limit it hit, a connection it lost.
+    ``prefix`` is what the statement ran behind, so that positions point into the user's own text."""
     with translate_errors(graph.settings):
         try:
             yield
@@ -203,13 +218,13 @@ def _statement_errors(graph: Graph, timeout: float) -> Iterator[None]:
                 raise AtlasError("the statement needed more memory than one transaction may use "
                                  "(db.memory.transaction.max); return fewer or smaller rows") from error
             kind = "Cypher syntax error" if "SyntaxError" in code else "Cypher error"
-            raise AtlasError(f"{kind}: {_first_line(error.message)}") from error
+            raise AtlasError(f"{kind}: {_first_line(_without_prefix(error.message or '', prefix))}") from error
 
 
 def _plan(graph: Graph, statement: str, parameters: Mapping[str, Any] | None,
           timeout: float) -> neo4j.ResultSummary:
-    with _statement_errors(graph, timeout), _session(graph) as session:
-        return session.run(neo4j.Query("EXPLAIN " + statement, timeout=timeout), dict(parameters or {})).consume()
+    with _statement_errors(graph, timeout, EXPLAIN), _session(graph) as session:
+        return session.run(neo4j.Query(EXPLAIN + statement, timeout=timeout), dict(parameters or {})).consume()
 
 
 def check_parameters(parameters: Mapping[str, Any]) -> None:

@@ -75,8 +75,8 @@ def strict_loads(text: str) -> Any:
 
 def build_explorer_atlas(graph: Graph) -> tuple[ToyRun, str]:
     """An empty graph given a heavy-tailed run ``toy``, two chained runs, and on the hub of ``toy`` (returned with
-    the run) a steering result, an interaction, calibrated out-edges (perm_p = |d| / 100, perm_q = |d| / 50) and
-    one edge whose std is NaN and whose q is missing."""
+    the run) a steering result, an interaction, calibrated out-edges (perm_p = |d| / 100, perm_q = |d| / 50, the
+    run marked calibrated) and one edge whose std is NaN and whose q is missing."""
     from tests.conftest import wipe
 
     wipe(graph)
@@ -92,6 +92,7 @@ def build_explorer_atlas(graph: Graph) -> tuple[ToyRun, str]:
                 uid=hub, other=uid(5, 1))
     graph.write("MATCH (:Feature {uid: $uid})-[e:AFFECTS]->() SET e.perm_p = abs(e.d) / 100, e.perm_q = abs(e.d) / 50",
                 uid=hub)
+    graph.write("MATCH (r:Run {id: $run}) SET r.calibration_n_perm = 100", run=run.run)
     graph.write("MATCH (:Feature {uid: $uid})-[e:AFFECTS]->() WITH e ORDER BY abs(e.d) DESC LIMIT 1 "
                 "SET e.std = $nan, e.q = null", uid=hub, nan=float("nan"))
     return run, hub

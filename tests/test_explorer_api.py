@@ -271,3 +271,25 @@ def test_calibrated_edges_carry_their_permutation_p_and_q_and_sort_by_perm_q(exp
     values = [edge["perm_q"] for edge in page["edges"]]
     assert len(values) == (run.edges["source"] == hub).sum() and values == sorted(values)
     assert all(edge["perm_p"] == pytest.approx(abs(edge["d"]) / 100) for edge in page["edges"])
+
+
+def test_runs_say_whether_they_are_calibrated(explorer):
+    runs = {run["id"]: run["calibrated"] for run in explorer.json("/api/runs")}
+    assert runs == {"toy": True, "chain-a": False, "chain-b": False}
+
+
+def test_max_q_bounds_the_permutation_q_when_asked(explorer, toy):
+    run, hub = toy
+    mine = run.edges[run.edges["source"] == hub]
+    bound = float((mine["d"].abs() / 50).median())
+    page = explorer.json(f"/api/features/{path(hub)}/edges?q_column=perm_q&max_q={bound}&limit=500")
+    assert page["total"] == int((mine["d"].abs() / 50 <= bound).sum()) < len(mine)
+    assert all(edge["perm_q"] <= bound for edge in page["edges"])
+
+
+def test_the_perm_q_column_and_filter_show_only_where_a_run_in_view_is_calibrated(explorer, toy):
+    _, hub = toy
+    for query, calibrated in (("?run=toy", True), ("", True), ("?run=chain-a", False)):
+        code, _, body = explorer.get(f"/features/{path(hub)}{query}")
+        assert code == 200
+        assert ("sort=perm_q" in body) is calibrated and ('name="q_column"' in body) is calibrated, query

@@ -158,6 +158,17 @@ def test_cypher_cli_returns_json_rows_with_parameters(toy):
     assert json.loads(done.stdout) == [{"n": 12}]
 
 
+@pytest.mark.parametrize("statement", ["MATCH (f:Feature) RETRUN f.uid", "MATCH (f:Feature)\n  RETRUN f.uid"])
+def test_a_syntax_error_gives_the_line_and_column_in_the_users_own_statement(toy, statement):
+    offset = statement.index("RETRUN")
+    line = statement.count("\n", 0, offset) + 1
+    column = offset - statement.rfind("\n", 0, offset)
+    done = run_atlas("cypher", statement)
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0 and "Cypher syntax error" in done.stderr
+    assert f"(line {line}, column {column} (offset: {offset}))" in done.stderr, done.stderr
+
+
 def test_query_cli_lists_the_library_and_runs_a_query(toy):
     listing = run_atlas("query", "--list", "--json")
     assert {entry["name"] for entry in json.loads(listing.stdout)} >= REQUIRED

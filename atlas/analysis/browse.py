@@ -27,6 +27,7 @@ DEFAULT_NEIGHBOURHOOD = 150
 SEARCH_LIMIT = 25
 LINKED_LIMIT = 200
 EDGE_SORTS = ("abs_d", "d", "mean", "consistency", "n", "p", "q", "perm_q")
+Q_COLUMNS = ("q", "perm_q")
 SIGNS = ("excitatory", "inhibitory")
 HISTOGRAM_BINS = 20
 
@@ -207,6 +208,7 @@ class EdgeFilter:
     sign: str | None = None
     min_abs_d: float | None = None
     max_q: float | None = None
+    q_column: str = "q"
     sort: str = "abs_d"
     descending: bool = True
     limit: int = 50
@@ -216,6 +218,7 @@ class EdgeFilter:
         """Raise InvalidParameter for values outside their allowed sets or ranges."""
         _check_choice("direction", self.direction, ("out", "in"))
         _check_choice("sort", self.sort, EDGE_SORTS)
+        _check_choice("q_column", self.q_column, Q_COLUMNS)
         if self.sign is not None:
             _check_choice("sign", self.sign, SIGNS)
         _check_range("limit", self.limit, 1, MAX_PAGE)
@@ -241,9 +244,9 @@ def neighbourhood(graph: Graph, uid: str, run: str | None = None, hops: int = 2,
                   limit: int = DEFAULT_NEIGHBOURHOOD) -> dict[str, Any]:
     """The k-hop neighbourhood (k <= 2, both directions) of a feature pruned to its strongest ``limit`` edges by |d|.
 
-    The first hop keeps the feature's strongest edges; the second expands only the neighbours they reach. Of both,
-    the strongest ``limit`` edges stay, less any second-hop edge whose first-hop link did not (so the graph stays
-    connected to the feature).
+    The first hop is the feature's strongest ``limit`` edges; the second, the edges of the neighbours they reach. Of
+    both, the strongest ``limit`` edges stay, less any second-hop edge whose first-hop link did not (so the graph
+    stays connected to the feature); ties in |d| go by the edges' element ids.
     """
     _check_range("hops", hops, 1, MAX_HOPS)
     _check_range("limit", limit, 1, MAX_NEIGHBOURHOOD)
@@ -251,10 +254,7 @@ def neighbourhood(graph: Graph, uid: str, run: str | None = None, hops: int = 2,
     center = _cards(graph, [uid])
     if not center:
         raise NotFound(f"no feature {uid!r} in the atlas")
-    candidates = _read(graph, "explorer_neighbourhood", uid=uid, visible=visible, hops=hops, limit=limit)
-    kept = sorted(candidates, key=lambda edge: (-abs(edge["d"]), edge["source"], edge["target"], edge["run"]))[:limit]
-    reached = {uid} | {edge[end] for edge in kept if edge["hop"] == 1 for end in ("source", "target")}
-    edges = [edge for edge in kept if edge["hop"] == 1 or edge["source"] in reached or edge["target"] in reached]
+    edges = _read(graph, "explorer_neighbourhood", uid=uid, visible=visible, hops=hops, limit=limit)
     uids = sorted({uid} | {edge[end] for edge in edges for end in ("source", "target")})
     cards = {**center, **_cards(graph, uids)}
     nodes = [{"uid": node, "layer": cards[node]["layer"], "label": cards[node]["label"],

@@ -34,6 +34,7 @@ VENDOR = FRONTEND / "node_modules" / "cytoscape" / "dist"
 ASSETS_HINT = ("the graph view needs its JavaScript library: run `npm ci --prefix atlas/explorer/frontend` "
                "(make demo and make test do it)")
 PAGE_SIZE = 25
+Q_COLUMN = "^(" + "|".join(browse.Q_COLUMNS) + ")$"
 # A request waits this long for a server that went away before answering 503 (the driver's default is 30 s).
 RETRY_SECONDS = 3.0
 CONNECT_SECONDS = 5.0
@@ -164,13 +165,15 @@ def create_app(settings: ConnectionSettings | None = None, reports: Path | None 
                   layer: int | None = None, sign: Annotated[str | None, Query(pattern="^(excitatory|inhibitory)$")]
                   = None, min_abs_d: Annotated[float | None, Query(ge=0)] = None,
                   max_q: Annotated[float | None, Query(ge=0)] = None,
+                  q_column: Annotated[str, Query(pattern=Q_COLUMN)] = "q",
                   sort: Annotated[str, Query(pattern="^(" + "|".join(browse.EDGE_SORTS) + ")$")] = "abs_d",
                   order: Annotated[str, Query(pattern="^(desc|asc)$")] = "desc",
                   limit: Annotated[int, Query(ge=1, le=browse.MAX_PAGE)] = 50,
                   offset: Annotated[int, Query(ge=0)] = 0) -> Any:
-        """One page of a feature's downstream (`direction=out`) or upstream (`in`) edges, filtered and sorted."""
-        edge_filter = browse.EdgeFilter(direction, run, layer, sign, min_abs_d, max_q, sort, order == "desc",
-                                        limit, offset)
+        """One page of a feature's downstream (`direction=out`) or upstream (`in`) edges, filtered and sorted;
+        `max_q` bounds the `q_column` (q, or perm_q of a calibrated run)."""
+        edge_filter = browse.EdgeFilter(direction, run, layer, sign, min_abs_d, max_q, q_column, sort,
+                                        order == "desc", limit, offset)
         return browse.feature_edges(graph(), uid, edge_filter)
 
     @app.get("/api/features/{uid:path}/neighbourhood", response_model=models.Neighbourhood, responses=ERRORS,
@@ -229,6 +232,7 @@ def create_app(settings: ConnectionSettings | None = None, reports: Path | None 
                      sign: Annotated[str | None, Query(pattern="^(excitatory|inhibitory)$")] = None,
                      min_abs_d: Annotated[float | None, Query(ge=0)] = None,
                      max_q: Annotated[float | None, Query(ge=0)] = None,
+                     q_column: Annotated[str, Query(pattern=Q_COLUMN)] = "q",
                      sort: Annotated[str, Query(pattern="^(" + "|".join(browse.EDGE_SORTS) + ")$")] = "abs_d",
                      order: Annotated[str, Query(pattern="^(desc|asc)$")] = "desc",
                      out_offset: Annotated[int, Query(ge=0)] = 0, in_offset: Annotated[int, Query(ge=0)] = 0
@@ -237,13 +241,17 @@ def create_app(settings: ConnectionSettings | None = None, reports: Path | None 
         document = browse.feature_document(connection, uid)
         tables = {}
         for direction, offset in (("out", out_offset), ("in", in_offset)):
-            edge_filter = browse.EdgeFilter(direction, run, layer, sign, min_abs_d, max_q, sort, order == "desc",
-                                            PAGE_SIZE, offset)
+            edge_filter = browse.EdgeFilter(direction, run, layer, sign, min_abs_d, max_q, q_column, sort,
+                                            order == "desc", PAGE_SIZE, offset)
             tables[direction] = browse.feature_edges(connection, uid, edge_filter)
-        filters = {"run": run, "layer": layer, "sign": sign, "min_abs_d": min_abs_d, "max_q": max_q, "sort": sort,
-                   "order": order}
+        filters = {"run": run, "layer": layer, "sign": sign, "min_abs_d": min_abs_d, "max_q": max_q,
+                   "q_column": q_column, "sort": sort, "order": order}
+        runs = browse.runs_overview(connection)
+        # Permutation q exists only for calibrated runs: its column and filter would be empty for the others.
+        calibrated = any(row["calibrated"] for row in runs if run is None or row["id"] == run)
+        sorts = [column for column in browse.EDGE_SORTS if calibrated or column != "perm_q"]
         return page(request, "feature.html", doc=document, tables=tables, filters=filters,
-                    runs=[row["id"] for row in browse.runs_overview(connection)], sorts=browse.EDGE_SORTS)
+                    runs=[row["id"] for row in runs], sorts=sorts, calibrated=calibrated)
 
     @app.get("/genes/{gene_id:path}", response_class=HTMLResponse, include_in_schema=False)
     def gene_page(request: Request, gene_id: str) -> Response:

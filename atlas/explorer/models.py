@@ -30,6 +30,7 @@ class RunOut(BaseModel):
     created_at: str | None = None
     visible_shards: int = Field(description="shards whose edges readers see")
     shards: int = Field(description="shards loaded")
+    calibrated: bool = Field(description="its edges carry perm_p and perm_q (`atlas trace calibrate`)")
 
 
 class HubOut(BaseModel):

@@ -6,7 +6,8 @@
 // param layer: int = null — only neighbours of this layer
 // param sign: str = null — excitatory or inhibitory
 // param min_abs_d: float = null — |d| at least this
-// param max_q: float = null — q at most this (edges without q are dropped when set)
+// param max_q: float = null — the q column at most this (edges without it are dropped when set)
+// param q_column: str — the column max_q bounds: q (BH of p) or perm_q (BH of the permutation p)
 // param sort: str — abs_d, d, mean, consistency, n, p, q or perm_q (ties: neighbour uid, then run)
 // param descending: bool — sort order
 // param limit: int — page size
@@ -26,7 +27,7 @@ CALL (feature) {
 WITH edge, neighbour
 WHERE ($run IS NULL OR edge.run = $run) AND ($layer IS NULL OR neighbour.layer = $layer)
   AND ($sign IS NULL OR edge.sign = $sign) AND ($min_abs_d IS NULL OR abs(edge.d) >= $min_abs_d)
-  AND ($max_q IS NULL OR edge.q <= $max_q)
+  AND ($max_q IS NULL OR CASE $q_column WHEN 'perm_q' THEN edge.perm_q ELSE edge.q END <= $max_q)
 WITH edge, neighbour,
      CASE $sort WHEN 'abs_d' THEN abs(edge.d) WHEN 'd' THEN edge.d WHEN 'mean' THEN edge.mean
                 WHEN 'consistency' THEN edge.consistency WHEN 'n' THEN toFloat(edge.n) WHEN 'p' THEN edge.p
