@@ -12,6 +12,7 @@ request of a run counts its degrees once (hub ranks), which is printed as the co
 Targets on this machine: feature API p95 <= 150 ms, neighbourhood p95 <= 500 ms, 8 clients with 0 errors.
 
     ATLAS_NEO4J_HEAP=2g ATLAS_NEO4J_PAGECACHE=2g .venv/bin/python benchmarks/bench_explorer.py            # full scale
+    .venv/bin/python benchmarks/bench_explorer.py --baseline main   # + main's neighbourhood statement, same run
     .venv/bin/python benchmarks/bench_explorer.py --scale 0.05 --calls 20                                  # quick
 """
 
@@ -31,6 +32,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+import queries
 from atlas.analysis import browse
 from atlas.db import server
 from atlas.db.connection import Graph, connect
@@ -138,6 +140,9 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="where the synthetic run is written (default /tmp/atlas-bench-explorer/scale-S)")
     parser.add_argument("--calls", type=int, default=40, help="calls per client and measurement")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also time the neighbourhood statement of this git revision through the driver, "
+                             "interleaved with the current one (the baseline of a change)")
     parser.add_argument("--home", type=Path, default=Path("/tmp/atlas-bench-explorer/instance"),
                         help="ATLAS_HOME of the benchmark's own Neo4j (its database is replaced)")
     args = parser.parse_args()
@@ -174,6 +179,8 @@ def benchmark(args: argparse.Namespace, run_dir: Path) -> None:
             print(f"first feature request to a fresh `atlas serve` (counts the degrees): "
                   f"{(time.perf_counter() - started) * 1000:.0f} ms\n")
             results = run_measurements(graph, explorer, run_id, features, args.calls)
+            if args.baseline:
+                compare_statements(graph, features, args.baseline, args.calls)
         finally:
             explorer.close()
     report_targets(results)
@@ -212,6 +219,29 @@ def run_measurements(graph: Graph, explorer: Explorer, run_id: str, features: di
                              f"{np.percentile(values, 50) / np.percentile(driver, 50):.2f}x)")
                 print(line, flush=True)
     return results
+
+
+def compare_statements(graph: Graph, features: dict[str, str], revision: str, calls: int) -> None:
+    """Milliseconds of the neighbourhood statement of ``revision`` and of the current one through the driver, calls
+    interleaved so that both see the same load."""
+    name = "queries/internal/explorer_neighbourhood.cypher"
+    baseline = subprocess.run(["git", "show", f"{revision}:{name}"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent.parent).stdout
+    statements = {revision: baseline, "current": queries.internal("explorer_neighbourhood").text}
+    visible = [key for keys in browse.visible_keys(graph).values() for key in keys]
+    print(f"\nneighbourhood statement alone ({HOPS} hops, {NEIGHBOURHOOD}), driver, {revision} vs current, "
+          f"{calls} interleaved calls each:")
+    for feature, uid in features.items():
+        times: dict[str, list[float]] = {label: [] for label in statements}
+        for _ in range(calls + 1):  # the first round warms up
+            for label, text in statements.items():
+                started = time.perf_counter()
+                graph.read(text, uid=uid, visible=visible, hops=HOPS, limit=NEIGHBOURHOOD)
+                times[label].append((time.perf_counter() - started) * 1000)
+        line = "   ".join(f"{label} p50 {np.percentile(values[1:], 50):6.1f} ms p95 "
+                           f"{np.percentile(values[1:], 95):6.1f} ms" for label, values in times.items())
+        ratio = np.percentile(times[revision][1:], 50) / np.percentile(times["current"][1:], 50)
+        print(f"    {feature:<16} {line}   ({revision}/current p50 {ratio:.2f}x)")
 
 
 def report_targets(results: dict[tuple[str, str, str, int], tuple[np.ndarray, int]]) -> None:
