@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
+import urllib.request
+from urllib.parse import quote
 
 import pytest
 import torch
 from click.testing import CliRunner
 
 from atlas.cli import cli
+from atlas.db import server
 from atlas.demo.data import write_demo_data
 from atlas.demo.pipeline import DemoSizes, markers_gmt, run_demo
 from atlas.demo.summary import next_steps
 from atlas.gmt import read_gmt
+from tests.cli import ATLAS, atlas_env
+from tests.explorer import free_port, strict_loads
 
 
 def test_bundled_pbmcs_become_geneformer_style_dictionaries(tmp_path):
@@ -57,3 +65,45 @@ def test_tiny_demo_builds_a_populated_graph_and_a_report_and_a_rerun_reuses_the_
     terms = clean_graph.read("MATCH (t:Term {source: 'markers'})<-[:MEMBER_OF]-(:Gene) RETURN count(DISTINCT t) AS n")
     assert terms[0]["n"] == len(read_gmt(markers_gmt()))
     assert printed["top_hub"]["uid"] == next_steps(first)["top_hub"]["uid"]
+
+
+def _answer(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.read().decode()
+    except OSError:  # not listening yet (URLError), or an HTTP error
+        return None
+
+
+@pytest.mark.neo4j
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_demo_serve_keeps_the_explorer_running_until_stopped(clean_graph, tmp_path_factory, stop):
+    home = tmp_path_factory.getbasetemp() / "demo-serve"  # shared by both signals: the second reuses model and SAEs
+    config = server.ServerConfig.from_env()
+    pid_before = server.running_pid(config)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("demo-serve-log")
+    with open(log / "stdout", "w") as stdout, open(log / "stderr", "w") as stderr:
+        process = subprocess.Popen([*ATLAS, "demo", "--tiny", "--no-start", "--serve", "--port", str(port), "--home",
+                                    str(home)], stdout=stdout, stderr=stderr, env=atlas_env(OMP_NUM_THREADS="1"))
+        try:
+            deadline = time.monotonic() + 600
+            while (runs := _answer(url + "/api/runs")) is None:
+                assert process.poll() is None, (log / "stderr").read_text()[-2000:]
+                assert time.monotonic() < deadline, "the explorer did not answer /api/runs"
+                time.sleep(1)
+            run_id = strict_loads(runs)[0]["id"]
+            hub = strict_loads(_answer(f"{url}/api/runs/{quote(run_id, safe='')}/hubs?top=1"))[0]["uid"]
+            page = _answer(f"{url}/features/{quote(hub, safe='/')}")
+            assert page is not None and f'<h1 id="feature-uid">{hub}</h1>' in page
+            process.send_signal(stop)
+            assert process.wait(timeout=60) == 0, (log / "stderr").read_text()[-2000:]
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert f"atlas serve --port {port} --reports" in (log / "stdout").read_text()
+    assert _answer(url + "/api/runs") is None  # the explorer is gone with it
+    assert server.running_pid(config) == pid_before is not None  # the managed server runs on, untouched
+    assert clean_graph.read("MATCH (r:Run {id: $run}) RETURN r.status AS status", run=run_id)[0]["status"]

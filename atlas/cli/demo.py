@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from atlas.cli.output import emit_json
+from atlas.explorer import DEFAULT_PORT
 
 
 @click.command()
@@ -18,8 +19,10 @@ from atlas.cli.output import emit_json
 @click.option("--tiny", is_flag=True, help="A seconds-long version (3 small layers, 60 cells) to check the set-up.")
 @click.option("--no-start", is_flag=True, help="Do not start the managed server (use NEO4J_URI or a running one).")
 @click.option("--serve", "serve", is_flag=True, help="Keep the explorer (`atlas serve`) running after the demo.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535),
+              help="The explorer's TCP port (with --serve, and in the printed command).")
 @click.option("--json", "as_json", is_flag=True, help="Print where everything is as JSON at the end.")
-def demo(home: Path | None, tiny: bool, no_start: bool, serve: bool, as_json: bool) -> None:
+def demo(home: Path | None, tiny: bool, no_start: bool, serve: bool, port: int, as_json: bool) -> None:
     """Run the whole pipeline on real cells: model -> SAEs -> catalog -> annotation -> trace -> Neo4j -> report.
 
     The model and SAEs are cached under the demo directory: a second run only re-runs the cheap steps.
@@ -28,6 +31,7 @@ def demo(home: Path | None, tiny: bool, no_start: bool, serve: bool, as_json: bo
     Examples:
       atlas demo
       atlas demo --serve             # then browse http://127.0.0.1:8000/
+      atlas demo --serve --port 8080
       ATLAS_HOME=/tmp/atlas2 ATLAS_BOLT_PORT=7688 ATLAS_HTTP_PORT=7475 atlas demo --tiny
     """
     from atlas.demo.pipeline import DemoSizes, run_demo
@@ -39,7 +43,7 @@ def demo(home: Path | None, tiny: bool, no_start: bool, serve: bool, as_json: bo
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
         result = run_demo(home, sizes, start_server=not no_start, echo=click.echo)
     total = round(time.perf_counter() - started, 1)
-    summary = next_steps(result)
+    summary = next_steps(result, port)
     if as_json:
         emit_json({**summary, "seconds": {**result.seconds, "total": total}})
     else:
@@ -47,7 +51,7 @@ def demo(home: Path | None, tiny: bool, no_start: bool, serve: bool, as_json: bo
     if serve:
         from atlas.cli.serve import run_explorer
 
-        run_explorer(reports=result.report.parent.parent)
+        run_explorer(port=port, reports=result.report.parent.parent)
 
 
 def _print_summary(summary: dict, total: float) -> None:

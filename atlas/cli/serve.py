@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -21,8 +24,21 @@ def _check_free(host: str, port: int) -> None:
                              "--host") from error
 
 
+@contextmanager
+def _stopping_is_success() -> Iterator[None]:
+    """Let Ctrl-C and SIGTERM end the explorer with exit code 0: uvicorn shuts down gracefully on either, then
+    raises the signal again for the handlers it found, which here do nothing (not KeyboardInterrupt, not death by
+    SIGTERM)."""
+    previous = {number: signal.signal(number, lambda *_: None) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def run_explorer(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, reports: Path | None = None) -> None:
-    """Check the database answers, then serve the explorer until Ctrl-C."""
+    """Check the database answers, then serve the explorer until Ctrl-C or SIGTERM (a normal end: exit code 0)."""
     import uvicorn
 
     from atlas.db.connection import connect
@@ -35,7 +51,8 @@ def run_explorer(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, reports: Pa
         click.echo(f"note: {missing}", err=True)
     url = explorer_url(host, port)
     click.echo(f"Circuit Atlas explorer at {url} (API docs {url}docs); Ctrl-C stops it")
-    uvicorn.run(create_app(reports=reports), host=host, port=port, log_level="warning")
+    with _stopping_is_success():
+        uvicorn.run(create_app(reports=reports), host=host, port=port, log_level="warning")
 
 
 @click.command()

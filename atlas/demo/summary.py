@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from atlas.demo.pipeline import DemoResult
-from atlas.explorer import explorer_url
+from atlas.explorer import DEFAULT_PORT, explorer_url
 
 
 def top_hub(run_id: str) -> dict | None:
@@ -31,8 +31,9 @@ def most_enriched_term(sae_dir: Path) -> str | None:
     return min(terms, key=lambda term: (-terms[term], term)) if terms else None
 
 
-def next_steps(result: DemoResult) -> dict:
-    """Report path, Neo4j Browser address and three `atlas query` commands that work on this demo's graph."""
+def next_steps(result: DemoResult, port: int = DEFAULT_PORT) -> dict:
+    """Report path, Neo4j Browser address, three `atlas query` commands that work on this demo's graph and the
+    explorer's command and address (on ``port``)."""
     from atlas.db.server import ServerConfig
 
     if os.environ.get("NEO4J_URI"):
@@ -54,7 +55,9 @@ def next_steps(result: DemoResult) -> dict:
     if len(commands) < 3:
         commands.append("atlas query features_by_gene -p gene=CD3D")
     reports = result.report.parent.parent
-    explorer = {"command": f"atlas serve --reports {shlex.quote(str(reports))}", "url": explorer_url()}
+    port_option = f" --port {port}" if port != DEFAULT_PORT else ""
+    explorer = {"command": f"atlas serve{port_option} --reports {shlex.quote(str(reports))}",
+                "url": explorer_url(port=port)}
     return {"report": str(result.report), "browser": browser, "explorer": explorer, "bolt": bolt,
             "password_file": password_file,
             "run_id": result.run_id, "model": str(result.model_dir), "saes": str(result.sae_dir),
