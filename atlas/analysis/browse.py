@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 import queries
+from atlas.analysis.scope import Q_COLUMNS
 from atlas.db.connection import Graph
 from atlas.errors import AtlasError
 from atlas.plain import plain
@@ -27,7 +28,6 @@ DEFAULT_NEIGHBOURHOOD = 150
 SEARCH_LIMIT = 25
 LINKED_LIMIT = 200
 EDGE_SORTS = ("abs_d", "d", "mean", "consistency", "n", "p", "q", "perm_q")
-Q_COLUMNS = ("q", "perm_q")
 SIGNS = ("excitatory", "inhibitory")
 HISTOGRAM_BINS = 20
 

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 
 from atlas import __version__
 from atlas.analysis import browse
+from atlas.analysis.scope import Q_COLUMNS
 from atlas.db.connection import ConnectionSettings, Graph, connect
 from atlas.errors import AtlasError
 from atlas.explorer import models
@@ -34,7 +35,7 @@ VENDOR = FRONTEND / "node_modules" / "cytoscape" / "dist"
 ASSETS_HINT = ("the graph view needs its JavaScript library: run `npm ci --prefix atlas/explorer/frontend` "
                "(make demo and make test do it)")
 PAGE_SIZE = 25
-Q_COLUMN = "^(" + "|".join(browse.Q_COLUMNS) + ")$"
+Q_COLUMN = "^(" + "|".join(Q_COLUMNS) + ")$"
 # A request waits this long for a server that went away before answering 503 (the driver's default is 30 s).
 RETRY_SECONDS = 3.0
 CONNECT_SECONDS = 5.0
