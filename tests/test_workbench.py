@@ -22,8 +22,8 @@ from scipy.special import comb
 from scipy.stats import spearmanr
 
 import atlas
-from atlas.analysis.algorithms import check_algorithm_memory
-from atlas.analysis.projection import projected, projection_names
+from atlas.analysis.algorithms import run_algorithm
+from atlas.analysis.projection import check_memory, projection_names
 from atlas.analysis.scope import resolve_scope
 from atlas.cli import cli
 from atlas.errors import AtlasError
@@ -196,9 +196,10 @@ def test_unknown_algorithm_key_or_value_is_one_line_listing_the_valid_ones(toy, 
 
 
 def test_algorithm_memory_estimate_refuses_a_run_that_does_not_fit(toy, graph):
-    with projected(graph, resolve_scope(graph, ["toy"])) as projection, \
-            pytest.raises(AtlasError, match=r"running pageRank on scope toy needs about .* only 1 B is free"):
-        check_algorithm_memory(projection, "pageRank", graph.gds.page_rank, {}, free_bytes=1)
+    scope = resolve_scope(graph, ["toy"])
+    projection_bytes = check_memory(graph, scope).required_bytes
+    with pytest.raises(AtlasError, match=r"running pageRank on scope toy needs about .* only 0 B is free"):
+        run_algorithm(graph, scope, "pageRank", free_bytes=projection_bytes)
     assert projection_names(graph) == []
 
 

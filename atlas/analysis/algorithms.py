@@ -19,7 +19,7 @@ import pandas as pd
 from neo4j.exceptions import ClientError
 
 import queries
-from atlas.analysis.projection import Projection, free_heap_bytes, heap_refusal, projected
+from atlas.analysis.projection import Projection, projected
 from atlas.analysis.result import AnalysisResult
 from atlas.analysis.scope import Scope
 from atlas.db.connection import Graph, translate_errors
@@ -108,20 +108,16 @@ def bind_configuration(algorithm: str, method: Any, configuration: dict[str, Any
     return bound
 
 
-def check_algorithm_memory(projection: Projection, algorithm: str, endpoints: Any, arguments: dict[str, Any],
-                           free_bytes: int | None = None) -> int | None:
-    """GDS's memory estimate of the run (when the algorithm has one); refuse when it exceeds the free heap."""
+def check_algorithm_memory(projection: Projection, algorithm: str, endpoints: Any, arguments: dict[str, Any]
+                           ) -> int | None:
+    """GDS's memory estimate of the run with the analyst's configuration (None when the client or the server has
+    none); refuse when it exceeds the free heap."""
     estimate = getattr(endpoints, "estimate", None)
     if estimate is None:
         return None
     accepted = configuration_keys(estimate)
-    with translate_errors(projection.graph.settings):
-        required = int(estimate(projection.gds_graph,
-                                **{key: value for key, value in arguments.items() if key in accepted}).bytes_max)
-    free = free_heap_bytes(projection.graph) if free_bytes is None else free_bytes
-    if required > free:
-        raise heap_refusal(f"running {algorithm} on scope {projection.scope.key}", required, free)
-    return required
+    return projection.check_algorithm(algorithm, estimate,
+                                      **{key: value for key, value in arguments.items() if key in accepted})
 
 
 def with_features(graph: Graph, table: pd.DataFrame) -> pd.DataFrame:
@@ -173,7 +169,7 @@ def run_algorithm(graph: Graph, scope: Scope, name: str, configuration: dict[str
     arguments = bind_configuration(algorithm, method, configuration or {})
     with projected(graph, scope, free_bytes, weighted_undirected=weighted_undirected) as projection, \
             server_errors(algorithm, mode):
-        required = check_algorithm_memory(projection, algorithm, endpoints, arguments, free_bytes)
+        required = check_algorithm_memory(projection, algorithm, endpoints, arguments)
         with translate_errors(graph.settings):
             output = method(projection.gds_graph, **arguments)
         summary: dict[str, Any] = {"algorithm": algorithm, "mode": mode, "projection": projection.name,

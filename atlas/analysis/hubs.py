@@ -98,16 +98,24 @@ def annotate(graph: Graph, table: pd.DataFrame) -> pd.DataFrame:
 def hub_table(projection: Projection, rule: HubRule, betweenness: bool = True, damping: float = 0.85,
               iterations: int = 20, tolerance: float = 1e-7) -> pd.DataFrame:
     """Every projected feature with degrees, PageRank, betweenness (NaN when skipped), hub class and rank."""
+    if rule.by == "betweenness" and not betweenness:
+        raise AtlasError("hubs ranked by betweenness need betweenness: drop --no-betweenness")
+    # Both estimates before anything runs, so that a refused betweenness does not come after a long PageRank.
+    gds = projection.graph.gds
+    projection.check_algorithm("PageRank", gds.page_rank.estimate, damping_factor=damping, max_iterations=iterations,
+                               tolerance=tolerance)
+    sampling = betweenness_config(projection)
+    if betweenness:
+        projection.check_algorithm("betweenness", gds.betweenness_centrality.estimate,
+                                   sampling_size=sampling.get("samplingSize"),
+                                   sampling_seed=sampling.get("samplingSeed"))
     table = degree_table(projection)
     node_ids = pd.Index(table["node_id"])
     table["pagerank"] = node_values(projection, "pagerank_stream", "pagerank", node_ids, damping=damping,
                                     iterations=iterations, tolerance=tolerance)
     table["betweenness"] = np.nan
     if betweenness:
-        table["betweenness"] = node_values(projection, "betweenness_stream", "betweenness", node_ids,
-                                           config=betweenness_config(projection))
-    if rule.by == "betweenness" and not betweenness:
-        raise AtlasError("hubs ranked by betweenness need betweenness: drop --no-betweenness")
+        table["betweenness"] = node_values(projection, "betweenness_stream", "betweenness", node_ids, config=sampling)
     table = annotate(projection.graph, table.drop(columns="node_id"))
     table["hub"] = rule.classify(table)
     table = table.sort_values([rule.by, "degree", "uid"], ascending=[False, False, True], ignore_index=True)
@@ -153,9 +161,10 @@ def unannotated_from_table(table: pd.DataFrame, projection: Projection, rule: Hu
 
 
 def hubs(graph: Graph, scope: Scope, rule: HubRule = DEFAULT_RULE, top: int = 20, betweenness: bool = True,
-         write: bool = False) -> AnalysisResult:
-    """Rank the features of a scope by degree, PageRank and betweenness; classify hubs; optionally write them back."""
-    with projected(graph, scope) as projection:
+         write: bool = False, free_bytes: int | None = None) -> AnalysisResult:
+    """Rank the features of a scope by degree, PageRank and betweenness; classify hubs; optionally write them back.
+    ``free_bytes``: the heap budget of the memory checks instead of the server's free heap (see ``projected``)."""
+    with projected(graph, scope, free_bytes) as projection:
         table = hub_table(projection, rule, betweenness=betweenness)
         result = hubs_from_table(table, projection, rule, top)
     if write:
@@ -164,9 +173,10 @@ def hubs(graph: Graph, scope: Scope, rule: HubRule = DEFAULT_RULE, top: int = 20
 
 
 def unannotated_hubs(graph: Graph, scope: Scope, rule: HubRule = DEFAULT_RULE, genes: int = 5,
-                     betweenness: bool = False) -> AnalysisResult:
-    """Hubs of a scope that carry no annotation, with their top genes so a person can start annotating them."""
-    with projected(graph, scope) as projection:
+                     betweenness: bool = False, free_bytes: int | None = None) -> AnalysisResult:
+    """Hubs of a scope that carry no annotation, with their top genes so a person can start annotating them
+    (``free_bytes`` as in :func:`hubs`)."""
+    with projected(graph, scope, free_bytes) as projection:
         table = hub_table(projection, rule, betweenness=betweenness)
         return unannotated_from_table(table, projection, rule, genes)
 
@@ -182,9 +192,10 @@ class HubReport:
 
 
 def hub_report(graph: Graph, scope: Scope, rule: HubRule = DEFAULT_RULE, top: int = 20, genes: int = 5,
-               write: bool = True) -> HubReport:
-    """Degrees, PageRank, betweenness, hub classes and unannotated hubs on one projection, then the write-back."""
-    with projected(graph, scope) as projection:
+               write: bool = True, free_bytes: int | None = None) -> HubReport:
+    """Degrees, PageRank, betweenness, hub classes and unannotated hubs on one projection, then the write-back
+    (``free_bytes`` as in :func:`hubs`)."""
+    with projected(graph, scope, free_bytes) as projection:
         table = hub_table(projection, rule, betweenness=True)
         degrees = degrees_from_projection(projection, table)
         report = HubReport(degrees, hubs_from_table(table, projection, rule, top),

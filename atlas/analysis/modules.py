@@ -40,6 +40,7 @@ def membership(projection: Projection, algorithm: str = "leiden", gamma: float =
     options: dict[str, Any] = {"relationship_weight_property": "weight", "concurrency": 1}
     if algorithm == "leiden":
         options |= {"gamma": gamma, "random_seed": seed}
+    projection.check_algorithm(algorithm.title(), endpoints.estimate, **options)
     with translate_errors(projection.graph.settings):
         communities = endpoints.stream(projection.gds_graph, **options)
     features = pd.DataFrame(projection.columns("projected_features"), columns=["node_id", "uid", "layer", "out_degree"])
@@ -97,9 +98,11 @@ def module_table(members: pd.DataFrame, enrichment: pd.DataFrame, hub_threshold:
 
 
 def modules(graph: Graph, scope: Scope, algorithm: str = "leiden", gamma: float = 1.0, seed: int = SEED,
-            hub_threshold: float = DEFAULT_THRESHOLD, write: bool = False) -> AnalysisResult:
-    """Communities of the scope's |d|-weighted undirected projection, described module by module."""
-    with projected(graph, scope, weighted_undirected=True) as projection:
+            hub_threshold: float = DEFAULT_THRESHOLD, write: bool = False, free_bytes: int | None = None
+            ) -> AnalysisResult:
+    """Communities of the scope's |d|-weighted undirected projection, described module by module. ``free_bytes``:
+    the heap budget of the memory checks instead of the server's free heap (see ``projected``)."""
+    with projected(graph, scope, free_bytes, weighted_undirected=True) as projection:
         members = membership(projection, algorithm, gamma, seed)
         edges = projection.relationship_count // 2  # undirected: GDS stores each edge in both directions
     members = annotate(graph, members)

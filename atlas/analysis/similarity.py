@@ -31,10 +31,15 @@ def jaccard(first: set, second: set) -> float:
     return len(first & second) / union if union else 0.0
 
 
-def similar_pairs(graph: Graph, scope: Scope, top_k: int = DEFAULT_TOP_K) -> pd.DataFrame:
-    """For each feature with downstream targets, its ``top_k`` most similar features by target Jaccard."""
-    with projected(graph, scope) as projection, translate_errors(graph.settings):
-        stream = graph.gds.node_similarity.stream(projection.gds_graph, top_k=top_k, similarity_metric="JACCARD")
+def similar_pairs(graph: Graph, scope: Scope, top_k: int = DEFAULT_TOP_K, free_bytes: int | None = None
+                  ) -> pd.DataFrame:
+    """For each feature with downstream targets, its ``top_k`` most similar features by target Jaccard
+    (``free_bytes``: the heap budget of the memory checks instead of the server's free heap, see ``projected``)."""
+    options = {"top_k": top_k, "similarity_metric": "JACCARD"}
+    with projected(graph, scope, free_bytes) as projection:
+        projection.check_algorithm("nodeSimilarity", graph.gds.node_similarity.estimate, **options)
+        with translate_errors(graph.settings):
+            stream = graph.gds.node_similarity.stream(projection.gds_graph, **options)
     pairs = with_features(graph, stream).rename(columns={
         "node1_uid": "uid", "node1_label": "label", "node1_layer": "layer", "node2_uid": "similar_uid",
         "node2_label": "similar_label", "node2_layer": "similar_layer", "similarity": "jaccard"})
@@ -70,9 +75,11 @@ def ablation_overlap(graph: Graph, scope: Scope) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def similarity(graph: Graph, scope: Scope, top_k: int = DEFAULT_TOP_K) -> AnalysisResult:
-    """Top-k target-overlap neighbours of every source feature, beside ablation redundancy where measured."""
-    pairs = similar_pairs(graph, scope, top_k)
+def similarity(graph: Graph, scope: Scope, top_k: int = DEFAULT_TOP_K, free_bytes: int | None = None
+               ) -> AnalysisResult:
+    """Top-k target-overlap neighbours of every source feature, beside ablation redundancy where measured
+    (``free_bytes`` as in :func:`similar_pairs`)."""
+    pairs = similar_pairs(graph, scope, top_k, free_bytes)
     overlap = ablation_overlap(graph, scope)
     measured = overlap.dropna(subset=["mean_jaccard", "median_redundancy"])
     summary: dict[str, Any] = {

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from neo4j import Driver, GraphDatabase, ManagedTransaction, RoutingControl
-from neo4j.exceptions import AuthError, ClientError, ConfigurationError, ServiceUnavailable, SessionExpired
+from neo4j.exceptions import AuthError, ConfigurationError, Neo4jError, ServiceUnavailable, SessionExpired
 
+from atlas.db.memory import memory_error
 from atlas.errors import AtlasError
 
 if TYPE_CHECKING:
@@ -163,7 +164,8 @@ class Graph:
 
 @contextmanager
 def translate_errors(settings: ConnectionSettings) -> Iterator[None]:
-    """Turn connection and authentication failures into one-line AtlasErrors; other errors pass unchanged."""
+    """Turn connection and authentication failures, and the server's answers that memory ran out (or would have),
+    into one-line AtlasErrors; other errors pass unchanged."""
     try:
         yield
     except AuthError as error:
@@ -172,7 +174,7 @@ def translate_errors(settings: ConnectionSettings) -> Iterator[None]:
     except (ServiceUnavailable, SessionExpired) as error:
         hint = "start it with `atlas db start`" if settings.managed else "check NEO4J_URI and that the server runs"
         raise AtlasError(f"cannot reach Neo4j at {settings.shown_uri}: {hint}") from error
-    except ClientError as error:
+    except Neo4jError as error:
         if "AuthenticationRateLimit" in (error.code or ""):
             raise AtlasError(f"Neo4j at {settings.uri} locked user '{settings.user}' out for a few seconds after "
                              "repeated failed logins (check NEO4J_USER / NEO4J_PASSWORD, then retry)") from error
@@ -182,6 +184,9 @@ def translate_errors(settings: ConnectionSettings) -> Iterator[None]:
         if "ProcedureNotFound" in (error.code or "") or "Unknown function" in (error.message or ""):
             hint = f"is the Graph Data Science plugin installed on {settings.shown_uri}?"
             raise AtlasError(f"{error.message} ({hint})") from error
+        memory = memory_error(error)
+        if memory is not None:
+            raise memory from error
         raise
 
 
