@@ -8,6 +8,8 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
+from atlas.plots import lines_by_group
+
 
 def redundancy_figure(orders: pd.DataFrame) -> Figure:
     """Median redundancy ratio ``|d_T| / sum |d_i|`` by subset order, one line per selection kind (sets faint)."""
@@ -29,11 +31,8 @@ def redundancy_figure(orders: pd.DataFrame) -> Figure:
 
 def fraction_positive_figure(layers: pd.DataFrame) -> Figure:
     """Mean fraction of cells pushed toward late pseudotime, by layer, one line per alpha."""
-    figure = Figure(figsize=(6.5, 4.5), layout="constrained")
-    axis = figure.subplots()
-    for alpha, part in layers.groupby("alpha", sort=True):
-        part = part.sort_values("layer")
-        axis.plot(part["layer"], part["mean_fraction_positive"], marker="o", label=f"α = {alpha:g}")
+    figure, axis = lines_by_group(layers, "alpha", "layer", "mean_fraction_positive",
+                                  label=lambda alpha: f"α = {alpha:g}")
     axis.axhline(0.5, color="black", linestyle="--", linewidth=0.8, label="no direction")
     axis.set_ylim(0, 1)
     axis.set_xlabel("layer of the steered feature")

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from atlas.analysis.result import AnalysisResult
@@ -85,12 +87,21 @@ def tail_figure(ccdf: pd.DataFrame, fit: pd.DataFrame, alpha: float, xmin: float
     return figure
 
 
+def lines_by_group(table: pd.DataFrame, group: str, x: str, y: str, label: Callable[[Any], str] = str,
+                   size: tuple[float, float] = (6.5, 4.5)) -> tuple[Figure, Axes]:
+    """A new figure with one marked line of ``y`` against ``x`` per value of ``group`` (points in ``x`` order,
+    labelled ``label(value)``); the caller adds axes labels, title and legend."""
+    figure = Figure(figsize=size, layout="constrained")
+    axis = figure.subplots()
+    for value, part in table.groupby(group, sort=True):
+        part = part.sort_values(x)
+        axis.plot(part[x], part[y], marker="o", label=label(value))
+    return figure, axis
+
+
 def attenuation_figure(layers: pd.DataFrame) -> Figure:
     """Edges per downstream layer, one line per run (log scale)."""
-    figure = Figure(figsize=(6.5, 4.2), layout="constrained")
-    axis = figure.subplots()
-    for run, part in layers.groupby("run", sort=True):
-        axis.plot(part["layer"], part["edges"], marker="o", label=run)
+    figure, axis = lines_by_group(layers, "run", "layer", "edges", size=(6.5, 4.2))
     axis.set_yscale("log")
     axis.set_xlabel("downstream layer")
     axis.set_ylabel("edges")

@@ -42,12 +42,13 @@ from atlas.analysis.projection import projected  # noqa: E402
 from atlas.analysis.scope import resolve_scope  # noqa: E402
 from atlas.db.connection import Graph, connect  # noqa: E402
 from atlas.runformat import read_manifest  # noqa: E402
-from benchmarks.synthetic import make_synthetic_run  # noqa: E402
+from benchmarks.synthetic import add_run_arguments, ensure_synthetic_run  # noqa: E402
 from loaders.hubs import write_hubs  # noqa: E402
 from loaders.online import ingest_run  # noqa: E402
 from loaders.runs import uids  # noqa: E402
 from queries.readonly import run_read_only  # noqa: E402
 
+ANALYSIS_RUN_DIR = Path("/tmp/atlas-bench-analysis/run")  # shared with bench_workbench
 ANNOTATED_SHARE = 0.538  # reference study: 53.8 % of the traced features carry an annotation
 TOP_GENES = 10
 BATCH = 2000
@@ -70,12 +71,7 @@ def load_edges(run_dir: Path) -> pd.DataFrame:
 
 def ensure_loaded(graph: Graph, run_dir: Path, scale: float, seed: int) -> str:
     """Write the synthetic run (once) and ingest it (a no-op when it is already in the graph)."""
-    if not (run_dir / "manifest.json").is_file():
-        started = time.perf_counter()
-        # The reference-sized run keeps the generator's default id; smaller ones are named after their scale.
-        run_id = None if scale == 1 else f"synthetic-L05-s{seed}-scale{scale:g}"
-        make_synthetic_run(run_dir, scale=scale, seed=seed, run_id=run_id)
-        print(f"setup: synthetic run written in {time.perf_counter() - started:.1f} s")
+    ensure_synthetic_run(run_dir, scale, seed)
     started = time.perf_counter()
     report = ingest_run(graph, run_dir)
     print(f"setup: online ingest {report.edges_written:,} new edges in {time.perf_counter() - started:.1f} s "
@@ -225,9 +221,7 @@ def fence_cost(graph: Graph, run_id: str, calls: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the reference run (default 1)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--run-dir", type=Path, default=Path("/tmp/atlas-bench-analysis/run"))
+    add_run_arguments(parser, ANALYSIS_RUN_DIR)
     parser.add_argument("--calls", type=int, default=100, help="query calls for the latency figures")
     parser.add_argument("--threshold", type=float, default=1000, help="hub rule: out-degree above this")
     args = parser.parse_args()

@@ -34,7 +34,6 @@ import argparse
 import math
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -43,17 +42,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.throwaway import use_throwaway_instance  # noqa: E402
+
 LAYERS = 18
 ATLAS_EDGES = 50_000_000
 REFERENCE_SOURCE_LAYER = 5
 HUB_PAGES = 20  # top hubs whose feature pages are timed
 PAGE_CALLS = 5  # calls of each page query per hub
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def atlas_edges_by_layer(scale: float) -> dict[int, dict[int, int]]:
@@ -112,13 +107,13 @@ class Figures(dict):
 def measure(label: str, offline_dirs: list[Path], online_dir: Path | None, delete_run_id: str) -> Figures:
     """Load, analyse and delete one atlas in the throwaway server; every figure of the comparison."""
     import numpy as np
-    from neo4j.exceptions import Neo4jError
 
     import queries
     from atlas.analysis import hubs, modules
     from atlas.analysis.scope import resolve_scope
     from atlas.db import server
     from atlas.db.connection import connect
+    from atlas.errors import AtlasError
     from benchmarks.bench_analysis import gds_breakdown
     from loaders.offline import bulk_import
     from loaders.online import delete_run, ingest_run
@@ -152,9 +147,9 @@ def measure(label: str, offline_dirs: list[Path], online_dir: Path | None, delet
             print(f"      step: {step:<75} {seconds:7.2f} s")
         try:
             figures.timed("modules", lambda: modules.modules(graph, scope))
-        except Neo4jError as error:  # e.g. Leiden out of heap: the figures after it still count
+        except AtlasError as error:  # e.g. refused for want of heap: the figures after it still count
             figures["modules s"] = float("nan")
-            print(f"    modules: FAILED ({error.message or error})", flush=True)
+            print(f"    modules: FAILED ({error})", flush=True)
         top = report.hubs.table["uid"].head(HUB_PAGES).tolist()
         for name, parameters in (("feature_edges", {"limit": 20}), ("neighbourhood", {"per_layer": 5})):
             text = queries.get(name).text
@@ -188,10 +183,7 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-atlas-scale-"))
-    os.environ.update(ATLAS_HOME=str(workdir / "instance"), ATLAS_BOLT_PORT=str(_free_port()),
-                      ATLAS_HTTP_PORT=str(_free_port()))
-    for name in ("NEO4J_URI", "NEO4J_PASSWORD", "NEO4J_DATABASE"):
-        os.environ.pop(name, None)
+    use_throwaway_instance(workdir / "instance")
     if args.neo4j_tx_logs:
         os.environ["ATLAS_NEO4J_TX_LOGS"] = "neo4j"
 

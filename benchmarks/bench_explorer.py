@@ -37,10 +37,10 @@ from atlas.analysis import browse
 from atlas.db import server
 from atlas.db.connection import Graph, connect
 from benchmarks.bench_analysis import annotate_sources, load_edges
-from benchmarks.synthetic import make_synthetic_run
+from benchmarks.synthetic import add_run_arguments, ensure_synthetic_run
+from benchmarks.throwaway import free_port, use_throwaway_instance
 from loaders.offline import bulk_import
 from loaders.runs import validate_run
-from tests.explorer import free_port
 
 CLIENTS = (1, 8)
 HOPS, NEIGHBOURHOOD = 2, 150
@@ -49,11 +49,7 @@ FIRST_PAGE = browse.EdgeFilter(limit=50)
 
 def ensure_imported(graph: Graph, run_dir: Path, scale: float, seed: int) -> str:
     """Write the synthetic run (once) and offline-import it unless the graph already holds exactly this run."""
-    if not (run_dir / "manifest.json").is_file():
-        started = time.perf_counter()
-        run_id = None if scale == 1 else f"synthetic-L05-s{seed}-scale{scale:g}"
-        make_synthetic_run(run_dir, scale=scale, seed=seed, run_id=run_id)
-        print(f"setup: synthetic run written in {time.perf_counter() - started:.1f} s")
+    ensure_synthetic_run(run_dir, scale, seed)
     run = validate_run(run_dir)
     loaded = graph.read("MATCH (r:Run {id: $id}) RETURN r.edge_count AS edges, size(r.visible) AS visible",
                         id=run.run_id)
@@ -135,10 +131,7 @@ def pick_features(graph: Graph, run_id: str) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the reference run (default 1)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--run-dir", type=Path, default=None,
-                        help="where the synthetic run is written (default /tmp/atlas-bench-explorer/scale-S)")
+    add_run_arguments(parser, None, "where the synthetic run is written (default /tmp/atlas-bench-explorer/scale-S)")
     parser.add_argument("--calls", type=int, default=40, help="calls per client and measurement")
     parser.add_argument("--baseline", metavar="REV",
                         help="also time the neighbourhood statement of this git revision through the driver, "
@@ -147,9 +140,7 @@ def main() -> None:
                         help="ATLAS_HOME of the benchmark's own Neo4j (its database is replaced)")
     args = parser.parse_args()
     run_dir = args.run_dir or Path(f"/tmp/atlas-bench-explorer/scale-{args.scale:g}")
-    os.environ.update(ATLAS_HOME=str(args.home), ATLAS_BOLT_PORT=str(free_port()), ATLAS_HTTP_PORT=str(free_port()))
-    for name in ("NEO4J_URI", "NEO4J_PASSWORD", "NEO4J_DATABASE"):
-        os.environ.pop(name, None)
+    use_throwaway_instance(args.home)
     config = server.start()
     try:
         benchmark(args, run_dir)

@@ -33,7 +33,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -41,14 +40,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.throwaway import use_throwaway_instance  # noqa: E402
+
 TARGET_ONLINE, TARGET_OFFLINE, TARGET_RATIO = 30_000, 300_000, 50
 FEATURES_OF_MODEL = "MATCH (f:Feature {model: $model}) RETURN count(f) AS n"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _row(name: str, edges: int, seconds: float, baseline: float | None, note: str = "") -> str:
@@ -168,12 +163,7 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    os.environ.update(ATLAS_HOME=str(workdir / "instance"), ATLAS_BOLT_PORT=str(_free_port()),
-                      ATLAS_HTTP_PORT=str(_free_port()))
-    for name in ("ATLAS_NEO4J_HEAP", "ATLAS_NEO4J_PAGECACHE"):
-        os.environ.setdefault(name, "2g")
-    os.environ.pop("NEO4J_URI", None)
-    os.environ.pop("NEO4J_PASSWORD", None)
+    use_throwaway_instance(workdir / "instance", memory="2g")
 
     import numpy as np
     import pyarrow.parquet as pq

@@ -15,8 +15,6 @@ same path, measured in the same run (the target: a release loads no slower than 
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import sys
 import tempfile
 import time
@@ -26,11 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from benchmarks.throwaway import use_throwaway_instance  # noqa: E402
 
 
 def _timed(label: str, work: Callable[[], Any]) -> tuple[float, Any]:
@@ -55,12 +49,7 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-release-"))
-    os.environ.update(ATLAS_HOME=str(workdir / "instance"), ATLAS_BOLT_PORT=str(_free_port()),
-                      ATLAS_HTTP_PORT=str(_free_port()))
-    for name in ("ATLAS_NEO4J_HEAP", "ATLAS_NEO4J_PAGECACHE"):
-        os.environ.setdefault(name, "1g")
-    os.environ.pop("NEO4J_URI", None)
-    os.environ.pop("NEO4J_PASSWORD", None)
+    use_throwaway_instance(workdir / "instance", memory="1g")
 
     from atlas.db import server
     from atlas.db.connection import connect

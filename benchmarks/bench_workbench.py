@@ -40,10 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import queries  # noqa: E402
 from atlas.analysis.algorithms import run_algorithm  # noqa: E402
 from atlas.analysis.modules import modules  # noqa: E402
-from atlas.analysis.projection import drop, projected  # noqa: E402
+from atlas.analysis.projection import drop, projected, relationship_types_by_node_id  # noqa: E402
 from atlas.analysis.scope import resolve_scope  # noqa: E402
 from atlas.db.connection import connect  # noqa: E402
-from benchmarks.bench_analysis import ensure_loaded, load_edges  # noqa: E402
+from benchmarks.bench_analysis import ANALYSIS_RUN_DIR, ensure_loaded, load_edges  # noqa: E402
+from benchmarks.synthetic import add_run_arguments  # noqa: E402
 
 
 def seconds(work) -> tuple[float, object]:
@@ -80,8 +81,9 @@ def igraph_leiden(source: np.ndarray, target: np.ndarray, weight: np.ndarray) ->
 def projection_seconds(graph, scope, send) -> float:
     """Seconds of the fenced projection statement sent by ``send`` (the client's or the driver's), then dropped."""
     name = scope.projection_name()
+    types = relationship_types_by_node_id(graph)
     elapsed, _ = seconds(lambda: send(queries.internal("project_scope").text, graph_name=name,
-                                      weighted_undirected=False, **scope.parameters()))
+                                      weighted_undirected=False, types_by_node_id=types, **scope.parameters()))
     drop(graph, name)
     return elapsed
 
@@ -96,9 +98,7 @@ def atlas_command(*arguments: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the reference run (default 1)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--run-dir", type=Path, default=Path("/tmp/atlas-bench-analysis/run"))
+    add_run_arguments(parser, ANALYSIS_RUN_DIR)
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats of each step (the median is printed)")
     args = parser.parse_args()
     run_dir = args.run_dir if args.scale == 1 else args.run_dir.with_name(f"{args.run_dir.name}-scale{args.scale:g}")

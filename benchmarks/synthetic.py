@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +173,24 @@ def degree_summary(degrees: np.ndarray) -> dict[str, float]:
     """Mean, median, max and share above 1,000 of an out-degree array (to compare with the reference)."""
     return {"mean": float(degrees.mean()), "median": float(np.median(degrees)), "max": int(degrees.max()),
             "share_above_1000": float((degrees > 1000).mean())}
+
+
+def ensure_synthetic_run(run_dir: Path, scale: float, seed: int) -> None:
+    """Write the synthetic run at ``run_dir`` unless it is there (a benchmark's set-up, printing how long it took)."""
+    if (run_dir / "manifest.json").is_file():
+        return
+    started = time.perf_counter()
+    # The reference-sized run keeps the generator's default id; smaller ones are named after their scale.
+    run_id = None if scale == 1 else f"synthetic-L05-s{seed}-scale{scale:g}"
+    make_synthetic_run(run_dir, scale=scale, seed=seed, run_id=run_id)
+    print(f"setup: synthetic run written in {time.perf_counter() - started:.1f} s")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, run_dir: Path | None, run_dir_help: str | None = None) -> None:
+    """The options that choose a benchmark's synthetic run: --scale, --seed and --run-dir (default ``run_dir``)."""
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the reference run (default 1)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run-dir", type=Path, default=run_dir, help=run_dir_help)
 
 
 def main() -> None:

@@ -60,30 +60,28 @@ def _check_columns(relative: str, schema: pa.Schema, required: dict[str, str]) -
     return problems
 
 
-def _rows(directory: Path, relative: str) -> tuple[pa.Schema, int] | str:
+def _check_parquet(directory: Path, relative: str, present: set[str], missing: str, required: dict[str, str],
+                   expected_rows: int | None, row_claim: str) -> list[str]:
+    """The problems of one Parquet file the release lists: absent (``missing`` says what), unreadable, a column
+    absent or of another kind, or a row count other than ``expected_rows`` (``row_claim`` says who claims it)."""
+    if relative not in present:
+        return [f"{relative}: {missing}"]
     try:
         metadata = pq.read_metadata(directory / relative)
     except (pa.ArrowInvalid, OSError) as error:
-        return f"{relative}: not a readable Parquet file ({error})"
-    return metadata.schema.to_arrow_schema(), metadata.num_rows
+        return [f"{relative}: not a readable Parquet file ({error})"]
+    problems = _check_columns(relative, metadata.schema.to_arrow_schema(), required)
+    if metadata.num_rows != expected_rows:
+        problems.append(f"{relative}: {metadata.num_rows} {row_claim}")
+    return problems
 
 
 def _check_tables(directory: Path, release: dict[str, Any], present: set[str]) -> list[str]:
     problems = []
     counts = release.get("counts") or {}
     for name, required in TABLES.items():
-        relative = table_path(name)
-        if relative not in present:
-            problems.append(f"{relative}: table {name} is missing")
-            continue
-        read = _rows(directory, relative)
-        if isinstance(read, str):
-            problems.append(read)
-            continue
-        schema, rows = read
-        problems += _check_columns(relative, schema, required)
-        if counts.get(name) != rows:
-            problems.append(f"{relative}: {rows} rows but {RELEASE_JSON} counts {counts.get(name)}")
+        problems += _check_parquet(directory, table_path(name), present, f"table {name} is missing", required,
+                                   counts.get(name), f"rows but {RELEASE_JSON} counts {counts.get(name)}")
     return problems
 
 
@@ -98,18 +96,9 @@ def _check_runs(directory: Path, release: dict[str, Any], present: set[str]) -> 
             problems.append(f"{RELEASE_JSON}: run {entry.get('id')!r} has no valid manifest ({error})")
             continue
         for record in manifest.shards:
-            relative = edges_path(manifest.run_id, record.file)
-            if relative not in present:
-                problems.append(f"{relative}: edges of run {manifest.run_id} are missing")
-                continue
-            read = _rows(directory, relative)
-            if isinstance(read, str):
-                problems.append(read)
-                continue
-            schema, rows = read
-            problems += _check_columns(relative, schema, required)
-            if rows != record.rows:
-                problems.append(f"{relative}: {rows} edges but the run's manifest says {record.rows}")
+            problems += _check_parquet(directory, edges_path(manifest.run_id, record.file), present,
+                                       f"edges of run {manifest.run_id} are missing", required, record.rows,
+                                       f"edges but the run's manifest says {record.rows}")
     if not release.get("runs"):
         problems.append(f"{RELEASE_JSON}: no runs")
     return problems
