@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,12 @@ import queries
 from atlas.db import server
 from atlas.db.offline_import import DATABASE, OfflineImportClaim
 from atlas.errors import AtlasError
+from atlas.runformat import CALIBRATION_COLUMNS, FINAL_EDGE_SCHEMA
 from loaders.annotations import AnnotationRows
 from loaders.runs import (
+    STATISTICS,
     ValidatedRun,
     edge_endpoints,
-    edge_properties,
     edge_signs,
     feature_keys,
     feature_rows,
@@ -61,6 +63,12 @@ _TYPES = {
     "bool": ("boolean", pa.bool_()), "int[]": ("long[]", pa.list_(pa.int64())),
     "str[]": ("string[]", pa.list_(pa.string())),
 }
+# The shards' float32 statistics go into the files as float32 text (the shortest form that reads back as the same
+# float32) under the type `float`, stored as float32 (--normalize-types=false: normalising parses the text again as a
+# double, 0.95 instead of 0.949999988...). Cypher reads a stored float32 as the same double the online loader
+# writes (its widening), from half the text of a double, parsed faster (benchmarks/README.md, "Offline import").
+_SHARD_FLOATS = {name: ("float", pa.float32()) for name in
+                 [field.name for field in FINAL_EDGE_SCHEMA if field.type == pa.float32()] + list(CALIBRATION_COLUMNS)}
 
 
 @dataclass
@@ -103,6 +111,13 @@ def _has_line_break(text: pa.Array) -> bool:
     return b"\n" in values or b"\r" in values
 
 
+def _array(values: Any, type: pa.DataType) -> pa.Array:
+    """One column as an Arrow array of ``type``, from a list, a NumPy array or an Arrow (chunked) array."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return values.cast(type) if isinstance(values, pa.Array) else pa.array(values, type)
+
+
 class _CsvFile:
     """One data file of an import, written in chunks with typed columns; its header goes to a separate file."""
 
@@ -116,9 +131,10 @@ class _CsvFile:
         self._writer: pcsv.CSVWriter | None = None
 
     def write(self, data: dict[str, Any]) -> None:
-        """Append rows given as ``column -> values`` (lists or arrays); missing columns are empty (no property)."""
+        """Append rows given as ``column -> values`` (lists or arrays); missing or None columns are empty (no
+        property)."""
         length = len(next(iter(data.values())))
-        arrays = [_text(pa.array(data[name], type) if name in data else pa.nulls(length, type))
+        arrays = [_text(_array(data[name], type) if data.get(name) is not None else pa.nulls(length, type))
                   for name, type in self.columns]
         self.multiline = self.multiline or any(_has_line_break(array) for array in arrays)
         table = pa.table(arrays, names=[f"c{i}" for i in range(len(arrays))])
@@ -151,11 +167,13 @@ def _node_file(directory: Path, node: NodeType) -> _CsvFile:
     return _CsvFile(directory, node.label, header, columns)
 
 
-def _relationship_file(directory: Path, relationship: RelationshipType) -> _CsvFile:
+def _relationship_file(directory: Path, relationship: RelationshipType,
+                       types: dict[str, tuple[str, pa.DataType]] | None = None) -> _CsvFile:
+    """The file of one relationship type; ``types`` overrides the schema's column types (import type, Arrow type)."""
     header = [f":START_ID({relationship.source})", f":END_ID({relationship.target})"]
     columns = [(SOURCE, pa.int64()), (TARGET, pa.int64())]
     for name, kind in relationship.properties.items():
-        admin_type, arrow_type = _TYPES[kind]
+        admin_type, arrow_type = (types or {}).get(name) or _TYPES[kind]
         header.append(f"{name}:{admin_type}")
         columns.append((name, arrow_type))
     return _CsvFile(directory, relationship.type, header, columns)
@@ -187,18 +205,30 @@ def _features(runs: list[ValidatedRun], annotations: AnnotationRows) -> list[dic
 
 
 def _affects(run: ValidatedRun, feature_ids: dict[str, int]) -> Iterable[tuple[int, dict[str, Any]]]:
-    """The AFFECTS columns of each shard of a run, endpoints as node ids, and the shard's edge count."""
+    """The AFFECTS columns of each shard of a run (endpoints as node ids, statistics as the shard stores them; an
+    absent column is None), and the shard's edge count."""
     keys = feature_keys(run.features[:, 0], run.features[:, 1])  # sorted: validate_run keeps them unique
     node_ids = np.array([feature_ids[row["uid"]] for row in feature_rows(run)], dtype=np.int64)
     for record in run.shards:
         table = run.read(record)
         sources, targets = edge_endpoints(run.manifest, table)
-        statistics = edge_properties(run.manifest, table)
+        statistics = {name: table.column(name) if name in table.column_names else None for name in STATISTICS}
         yield record.rows, {SOURCE: node_ids[np.searchsorted(keys, sources)],
                             TARGET: node_ids[np.searchsorted(keys, targets)],
                             "run": pa.repeat(pa.scalar(run.run_id), record.rows),
                             "shard": pa.repeat(pa.scalar(shard_key(run.run_id, record.file)), record.rows),
-                            **statistics, "sign": edge_signs(statistics["mean"])}
+                            **statistics, "sign": edge_signs(statistics["mean"].to_numpy())}
+
+
+def _read_ahead(items: Iterator[Any]) -> Iterator[Any]:
+    """The items of ``items``, the next one produced by a thread while the caller uses this one (a shard is read and
+    numbered while the previous one is written: Parquet, NumPy and the CSV writer all work outside the GIL)."""
+    end = object()
+    with ThreadPoolExecutor(1) as worker:
+        pending = worker.submit(next, items, end)
+        while (item := pending.result()) is not end:
+            pending = worker.submit(next, items, end)
+            yield item
 
 
 def write_import_files(
@@ -236,12 +266,11 @@ def write_import_files(
             csv_file.write({NODE_ID: np.arange(len(rows)), **_columns(rows, node.properties)})
         finish("nodes", node.label, csv_file)
 
-    affects = _relationship_file(directory, AFFECTS)
-    for run in runs:
-        for edges, columns in _affects(run, node_ids[FEATURE.label]):
-            affects.write(columns)
-            if progress is not None:
-                progress(edges)
+    affects = _relationship_file(directory, AFFECTS, _SHARD_FLOATS)
+    for edges, columns in _read_ahead(edge for run in runs for edge in _affects(run, node_ids[FEATURE.label])):
+        affects.write(columns)
+        if progress is not None:
+            progress(edges)
     finish("relationships", AFFECTS.type, affects)
 
     for relationship, pairs in ((TOP_GENE, annotations.top_genes), (ENRICHED_IN, annotations.enriched_in),
@@ -346,6 +375,7 @@ def bulk_import(
         written = time.perf_counter()
         # The database name goes first: --nodes and --relationships take any number of values and would swallow it.
         arguments = ["database", "import", "full", DATABASE, "--overwrite-destination=true", "--id-type=integer",
+                     "--normalize-types=false",  # see _SHARD_FLOATS
                      f"--array-delimiter={ARRAY_DELIMITER}", f"--report-file={files.directory / 'import.report'}",
                      *files.arguments()]
         seconds_stop, seconds_import, seconds_start = claim.replace(arguments, files.directory / "neo4j-admin.log",

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 import pytest
 
 from atlas.catalog import read_catalogs
@@ -50,13 +53,27 @@ def test_import_files_are_typed_from_the_schema(tmp_path, inputs):
     files = write_import_files(tmp_path / "import", [validate_run(run) for run in runs], rows)
     header = (files.directory / "AFFECTS.header.csv").read_text().strip().split(",")
     assert header[:2] == [":START_ID(Feature)", ":END_ID(Feature)"]
-    assert {"d:double", "n:long", "run:string", "sign:string", "q:double"} <= set(header)
+    # The shards' float32 statistics keep their type: neo4j-admin widens `float` to the double the online loader stores.
+    assert {"d:float", "n:long", "run:string", "sign:string", "q:float", "perm_p:float"} <= set(header)
     # Nodes are named by integer row ids (not stored); the key is an ordinary typed property.
     assert (files.directory / "Run.header.csv").read_text().startswith(":ID(Run),id:string,")
     assert files.multiline == [] and not any("multiline" in argument for argument in files.arguments())
     assert "downstream_layers:long[]" in (files.directory / "Run.header.csv").read_text()
     assert files.rows["AFFECTS"] == sum(validate_run(run).edge_count for run in runs)
     assert files.rows["Feature"] >= len(rows.features)
+
+
+def test_float_statistics_are_written_as_the_shortest_text_of_their_float32(tmp_path, inputs):
+    runs, _ = inputs
+    run = validate_run(runs[0])
+    files = write_import_files(tmp_path / "import", [run])
+    header = (files.directory / "AFFECTS.header.csv").read_text().strip().split(",")
+    text = pcsv.read_csv(files.directory / "AFFECTS.csv",
+                         read_options=pcsv.ReadOptions(column_names=header),
+                         convert_options=pcsv.ConvertOptions(column_types={"d:float": pa.string()}))["d:float"]
+    shards = pa.concat_tables(run.read(record) for record in run.shards)["d"]
+    assert pc.cast(text, pa.float32()).equals(shards)  # each text reads back as the shard's float32
+    assert pc.max(pc.utf8_length(text)).as_py() <= len("-1.2345678e-10")  # not a double's 17 digits
 
 
 @pytest.mark.slow
