@@ -2,7 +2,8 @@
 
 :func:`write_import_files` turns validated runs and :class:`~loaders.annotations.AnnotationRows` into one header
 file and one data file per label and relationship type, typed from :mod:`loaders.schema` (the same declaration
-the online loader and the constraints use), with the rows of :mod:`loaders.runs` and :mod:`loaders.annotations`.
+the online loader and the constraints use; AFFECTS statistics keep the run format's float32), with the rows of
+:mod:`loaders.runs` and :mod:`loaders.annotations`.
 Nodes are numbered per label (``--id-type=integer``): edges name their endpoints by number, computed from the
 shards' feature columns without formatting a uid per edge. :func:`bulk_import` then stops the managed server,
 imports into the ``neo4j`` database (Community Edition has one user database, so importing means replacing it:
