@@ -44,6 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.synthetic import add_run_arguments, ensure_synthetic_run  # noqa: E402
 from benchmarks.throwaway import use_throwaway_instance  # noqa: E402
 
 TARGET_ONLINE, TARGET_OFFLINE, TARGET_RATIO, TARGET_FLOOR_RATIO = 30_000, 300_000, 50, 1.5
@@ -186,7 +187,8 @@ def _online_and_naive(graph, run, args, batch_size: int, offline_edges: int, off
 def main() -> None:
     """Run the three loaders on one synthetic run and print edges per second and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the reference run (default 1)")
+    add_run_arguments(parser, None, "the run to load: an existing run directory (only read), or where the synthetic "
+                                    "run is written (default: under --workdir)")
     parser.add_argument("--naive-edges", type=int, default=2000, help="edges loaded one transaction each")
     parser.add_argument("--batch-size", type=int, default=None, help="online batch size (default: the loader's)")
     parser.add_argument("--sweep", default="2000,5000,10000,20000,50000",
@@ -194,8 +196,6 @@ def main() -> None:
     parser.add_argument("--sweep-edges", type=int, default=100_000, help="edges of the sweep's run")
     parser.add_argument("--workdir", type=Path, default=None, help="where the run and the instance go (temp)")
     parser.add_argument("--offline-only", action="store_true", help="only the offline import (no online, naive)")
-    parser.add_argument("--run-dir", type=Path, default=None,
-                        help="an existing run directory to load instead of a synthetic one (only read)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="offline import and floor, alternated this many times (default 1)")
     args = parser.parse_args()
@@ -208,17 +208,15 @@ def main() -> None:
 
     from atlas.db import server
     from atlas.db.connection import connect
-    from benchmarks.synthetic import degree_summary, make_synthetic_run
+    from benchmarks.synthetic import degree_summary
     from loaders.offline import bulk_import
     from loaders.online import DEFAULT_BATCH_SIZE, DEFAULT_STREAMS
     from loaders.runs import validate_run
     from loaders.schema import apply_schema
 
     batch_size = args.batch_size or DEFAULT_BATCH_SIZE
-    clock = time.perf_counter()
-    run_dir = args.run_dir or make_synthetic_run(workdir / "run", scale=args.scale, seed=0)
-    if args.run_dir is None:
-        print(f"synthetic run written in {time.perf_counter() - clock:.1f}s: {run_dir}", flush=True)
+    run_dir = args.run_dir or workdir / "run"
+    ensure_synthetic_run(run_dir, args.scale, args.seed)
     clock = time.perf_counter()
     run = validate_run(run_dir)
     validate_seconds = time.perf_counter() - clock
