@@ -118,9 +118,9 @@ class Atlas:
 
     @contextmanager
     def project(self, runs: Runs, layers: Layers = None, weighted_undirected: bool = False) -> Iterator[GdsGraph]:
-        """A graphdatascience ``Graph`` of exactly the scope's visible edges (one relationship type per downstream
-        layer, ``L6``...), after a memory check; dropped on exit and on error. ``weighted_undirected`` projects
-        the edges undirected with ``weight`` = |d|."""
+        """A graphdatascience ``Graph`` of exactly the scope's visible edges (features with their ``layer``
+        property, relationship type ``AFFECTS``), after a memory check; dropped on exit and on error.
+        ``weighted_undirected`` projects the edges undirected with ``weight`` = |d|."""
         with projected(self.graph, self.scope(runs, layers), weighted_undirected=weighted_undirected) as projection:
             yield projection.gds_graph
 

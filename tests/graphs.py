@@ -50,7 +50,8 @@ def write_features(graph: Graph, features: pd.DataFrame) -> None:
 
 
 def write_run(graph: Graph, run: str, source_layer: int, downstream_layers: list[int], edges: pd.DataFrame) -> None:
-    """Create the Run node and its AFFECTS edges (columns source, target, d), as one visible shard."""
+    """Create the Run node and its AFFECTS edges (columns source, target, d), as one visible shard whose edges the
+    Run node records (``shards``, ``edge_count``), as the loaders do."""
     key = shard_key(run, "toy")
     rows = edges[["source", "target", "d"]].to_dict(orient="records")
     graph.write(
@@ -59,8 +60,10 @@ def write_run(graph: Graph, run: str, source_layer: int, downstream_layers: list
         "n: 20, p: 0.001, q: 0.01, sign: CASE WHEN row.d > 0 THEN 'excitatory' ELSE 'inhibitory' END}]->(t)",
         rows=rows, run=run, key=key)
     graph.write("MERGE (r:Run {id: $run}) SET r.model = $model, r.sae = $sae, r.source_layer = $source_layer, "
-                "r.downstream_layers = $layers, r.status = 'finalized', r.kind = 'trace', r.visible = [$key]",
-                run=run, model=MODEL, sae=SAE, source_layer=source_layer, layers=downstream_layers, key=key)
+                "r.downstream_layers = $layers, r.status = 'finalized', r.kind = 'trace', r.visible = [$key], "
+                "r.shards = ['toy'], r.edge_count = $edges",
+                run=run, model=MODEL, sae=SAE, source_layer=source_layer, layers=downstream_layers, key=key,
+                edges=len(rows))
 
 
 def feature_table(layer: int, count: int, rng: np.random.Generator, annotated_rate: float = 0.5) -> pd.DataFrame:

@@ -25,7 +25,6 @@ def test_projection_exists_inside_the_context_and_is_dropped_after_success(toy, 
         assert projection.name in projection_names(graph)
         assert projection.name.startswith("atlas.toy.")
         assert projection.relationship_count == len(toy.edges)
-        assert projection.layers == (6, 11)
     assert projection.name not in projection_names(graph)
 
 

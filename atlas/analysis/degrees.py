@@ -19,24 +19,43 @@ def node_values(projection: Projection, statement: str, column: str, node_ids: p
     return pd.Series(columns[column], index=columns["node_id"], dtype=float).reindex(node_ids).to_numpy()
 
 
+def out_degrees_by_layer(projection: Projection, node_ids: pd.Index, layers: tuple[int, ...],
+                         out_degree: np.ndarray) -> dict[int, np.ndarray]:
+    """Each projected feature's out-degree into each downstream layer (``layers``, ascending), in ``node_ids`` order:
+    differences of the degrees into the layers up to each one (the last of which is the out-degree itself)."""
+    rows = projection.stream("cumulative_out_degrees", layers=list(layers[:-1])) if len(layers) > 1 else []
+    cumulative = {row["layer"]: pd.Series(row["degree"], index=row["node_id"]).reindex(node_ids, fill_value=0)
+                  .to_numpy() for row in rows}
+    per_layer, below = {}, np.zeros(len(node_ids), dtype=np.int64)
+    for layer in layers:
+        up_to = cumulative.get(layer, out_degree)
+        per_layer[layer] = up_to - below
+        below = up_to
+    return per_layer
+
+
+def downstream_layers(table: pd.DataFrame) -> tuple[int, ...]:
+    """The layers of the features with incoming edges: the downstream layers a projection holds edges into."""
+    return tuple(sorted(int(layer) for layer in table.loc[table["in_degree"] > 0, "layer"].unique()))
+
+
 def degree_table(projection: Projection) -> pd.DataFrame:
     """One row per projected feature: node_id, uid, layer, out_degree, in_degree, degree, out_L<layer> per layer."""
-    table = pd.DataFrame(projection.columns("projected_features"), columns=["node_id", "uid", "layer", "out_degree"])
+    columns = projection.columns("projected_degrees")
+    table = pd.DataFrame({name: columns[name] for name in ("node_id", "uid", "layer", "out_degree")})
     node_ids = pd.Index(table["node_id"])
-    in_degree = node_values(projection, "degree_stream", "degree", node_ids, orientation="REVERSE",
-                            relationship_types=["*"])
-    table["in_degree"] = in_degree.astype("int64")
+    table["in_degree"] = pd.Series(columns["in_degree"], index=columns["in_node_id"]).reindex(node_ids).to_numpy()
     table["degree"] = table["out_degree"] + table["in_degree"]
-    for layer in projection.layers:
-        per_layer = node_values(projection, "degree_stream", "degree", node_ids, orientation="NATURAL",
-                                relationship_types=[Projection.relationship_type(layer)])
-        table[f"out_L{layer}"] = per_layer.astype("int64")
+    layers = downstream_layers(table)
+    for layer, degrees in out_degrees_by_layer(projection, node_ids, layers, table["out_degree"].to_numpy()).items():
+        table[f"out_L{layer}"] = degrees
     return table.sort_values(["out_degree", "in_degree", "uid"], ascending=[False, False, True], ignore_index=True)
 
 
-def degree_table_columns(projection: Projection) -> list[str]:
-    """The columns of :func:`degree_table` for this projection."""
-    return ["uid", "layer", "out_degree", "in_degree", "degree", *(f"out_L{layer}" for layer in projection.layers)]
+def degree_table_columns(table: pd.DataFrame) -> list[str]:
+    """The columns of :func:`degree_table` a degrees result shows (every one but the GDS node id)."""
+    return ["uid", "layer", "out_degree", "in_degree", "degree",
+            *(f"out_L{layer}" for layer in downstream_layers(table))]
 
 
 def gini(values: np.ndarray) -> float:
@@ -91,12 +110,13 @@ def ccdf_table(table: pd.DataFrame) -> pd.DataFrame:
 
 def degrees_from_projection(projection: Projection, table: pd.DataFrame | None = None) -> AnalysisResult:
     """Degree distributions of an existing projection (from ``table`` when its degrees are already computed)."""
-    table = (degree_table(projection) if table is None else table)[degree_table_columns(projection)]
+    table = degree_table(projection) if table is None else table
+    table, layers = table[degree_table_columns(table)], downstream_layers(table)
     summary = {"features": len(table), "edges": int(table["out_degree"].sum()),
                "features_with_out_edges": int((table["out_degree"] > 0).sum()),
-               "downstream_layers": list(projection.layers)}
+               "downstream_layers": list(layers)}
     return AnalysisResult("degrees", projection.scope.key, summary,
-                          {"summary": summary_table(table, projection.layers), "features": table,
+                          {"summary": summary_table(table, layers), "features": table,
                            "ccdf": ccdf_table(table)},
                           main="summary", command=f"atlas analyze degrees {projection.scope.command_flags()}")
 

@@ -1,8 +1,14 @@
 """Named GDS projections of a scope, created inside a context that always drops them (also on error).
 
-Every projection, the built-in analyses' and the analysts' (``Atlas.project``, ``atlas gds``), goes through the
-graphdatascience client's Cypher projection of the one fenced statement ``project_scope``, so it holds exactly the
-scope's visible edges.
+Every projection, the built-in analyses' and the analysts' (``Atlas.project``, ``atlas gds``), holds exactly the
+scope's visible edges, in one form: ``(:Feature {layer})-[:AFFECTS]->(:Feature {layer})``. Two ways make it:
+
+- GDS's native projection (every Feature, every AFFECTS edge: it reads the store directly, in parallel), when that
+  is exactly the scope: no layer or q-value restriction, every shard of the scope's runs visible, and the stored
+  AFFECTS edges (the count store) as many as the scope's runs recorded, so no other run, hidden shard or
+  half-loaded shard has an edge. Features without any edge are filtered out in memory, and the check is made
+  again after projecting (a load that began meanwhile sends the scope to the Cypher projection).
+- Otherwise the graphdatascience client's Cypher projection of the one fenced statement ``project_scope``.
 
 Before projecting, the size of the scope is counted and GDS estimates the memory the projection needs; before each
 algorithm on it, GDS estimates that algorithm's memory with the run's configuration. When an estimate exceeds the
@@ -28,6 +34,9 @@ from atlas.errors import AtlasError
 if TYPE_CHECKING:
     from graphdatascience import Graph as GdsGraph
 
+# The in-memory node property counting a feature's edges, used only to filter out features without any.
+_EDGES_PROPERTY = "atlasEdges"
+
 
 @dataclass(frozen=True)
 class MemoryCheck:
@@ -41,7 +50,8 @@ class MemoryCheck:
 
 @dataclass(frozen=True)
 class Projection:
-    """A live GDS graph of one scope: its name, size, the client's handle on it (``gds_graph``, for
+    """A live GDS graph of one scope: its name, size, how it was made (``native``: GDS's native projection, else the
+    Cypher projection), the client's handle on it (``gds_graph``, for
     ``graph.gds.<algorithm>.stream(gds_graph)``), the memory check made before it (``memory``, with
     ``free_bytes``: the free heap a caller gave instead of the server's, or None) and helpers to run the internal
     streaming statements on it and to check an algorithm's memory before running it."""
@@ -51,14 +61,14 @@ class Projection:
     name: str
     node_count: int
     relationship_count: int
-    layers: tuple[int, ...]
+    native: bool
     gds_graph: GdsGraph
     memory: MemoryCheck
     free_bytes: int | None = None
 
     def stream(self, statement: str, **parameters: Any) -> list[dict[str, Any]]:
         """Run the internal statement ``statement`` (a GDS stream over this projection) and return its rows."""
-        return self.graph.read(queries.internal(statement).text, graph_name=self.name, **parameters)
+        return self.graph.read_values(queries.internal(statement).text, graph_name=self.name, **parameters)
 
     def columns(self, statement: str, **parameters: Any) -> dict[str, list]:
         """Run an internal statement that aggregates a GDS stream into one row of parallel lists (one list per
@@ -94,10 +104,14 @@ class Projection:
                 raise heap_refusal(f"running {algorithm} on scope {self.scope.key}", required, free)
         return required
 
-    @staticmethod
-    def relationship_type(layer: int) -> str:
-        """The projected relationship type of the edges into one downstream layer."""
-        return f"L{layer}"
+
+@dataclass(frozen=True)
+class NativeScope:
+    """What makes GDS's native projection exactly a scope: the edges it must hold, and whether features without
+    any AFFECTS edge (which it would include) must be filtered out."""
+
+    edges: int
+    features_without_edges: int
 
 
 def free_heap_bytes(graph: Graph) -> int:
@@ -106,24 +120,33 @@ def free_heap_bytes(graph: Graph) -> int:
     return int(heap["max"]) - int(heap["used"])
 
 
-def relationship_types_by_node_id(graph: Graph) -> list[str | None]:
-    """The projected relationship type of the edges into each feature, indexed by the feature's internal node id
-    (None where a node id is no feature)."""
+def layers_by_node_id(graph: Graph) -> list[int | None]:
+    """The layer of each feature, indexed by the feature's internal node id (None where a node id is no feature)."""
     columns = graph.read(queries.internal("feature_layers").text)[0]
-    types: list[str | None] = [None] * (max(columns["node_id"], default=-1) + 1)
-    for node_id, relationship_type in zip(columns["node_id"], columns["relationship_type"], strict=True):
-        types[node_id] = relationship_type
-    return types
+    layers: list[int | None] = [None] * (max(columns["node_id"], default=-1) + 1)
+    for node_id, layer in zip(columns["node_id"], columns["layer"], strict=True):
+        layers[node_id] = layer
+    return layers
 
 
-def relationship_projection(scope: Scope, weighted_undirected: bool = False) -> dict[str, dict[str, Any]]:
-    """The relationship types ``project_scope`` makes of a scope, as a native projection that GDS can estimate: each
-    type holds its own per-feature adjacency, which dominates the memory of a scope over many downstream layers."""
+def native_scope(graph: Graph, scope: Scope) -> NativeScope | None:
+    """The scope's edge count when GDS's native projection of every Feature and AFFECTS edge holds exactly its
+    visible edges (see the module's docstring); None when only the Cypher projection is exact."""
+    if scope.layers or scope.max_q is not None:
+        return None
+    state = graph.read(queries.internal("native_scope").text, runs=list(scope.runs))[0]
+    if state["whole_runs"] < len(scope.runs) or state["stored"] != state["recorded"]:
+        return None
+    return NativeScope(state["stored"], state["features_without_edges"])
+
+
+def relationship_projection(weighted_undirected: bool = False) -> dict[str, dict[str, Any]]:
+    """The relationship projection a scope's projection has (one type, AFFECTS), in the form GDS can estimate.
+    (The native projection of a graph with featureless nodes briefly holds the whole label too, before filtering.)"""
     shape: dict[str, Any] = {"type": "AFFECTS", "orientation": "UNDIRECTED" if weighted_undirected else "NATURAL"}
     if weighted_undirected:
         shape["properties"] = "d"  # weight = |d|: one double per edge
-    layers = scope.downstream_layers
-    return {Projection.relationship_type(layer): shape for layer in layers} if layers else {"AFFECTS": shape}
+    return {"AFFECTS": shape}
 
 
 def check_memory(graph: Graph, scope: Scope, free_bytes: int | None = None, weighted_undirected: bool = False
@@ -138,10 +161,9 @@ def check_memory(graph: Graph, scope: Scope, free_bytes: int | None = None, weig
     if size["relationships"] == 0:
         raise AtlasError(f"scope {scope.key} has no AFFECTS edges"
                          + (f" into layer(s) {', '.join(map(str, scope.layers))}" if scope.layers else ""))
-    types = relationship_projection(scope, weighted_undirected)
     estimate = graph.read(queries.internal("projection_estimate").text, node_count=size["nodes"],
-                          relationship_count=-(-size["relationships"] // len(types)),
-                          relationship_projection=types)[0]
+                          relationship_count=size["relationships"],
+                          relationship_projection=relationship_projection(weighted_undirected))[0]
     free = free_heap_bytes(graph) if free_bytes is None else free_bytes
     check = MemoryCheck(size["nodes"], size["relationships"], int(estimate["bytes_max"]), free)
     if check.required_bytes > check.free_bytes:
@@ -151,30 +173,64 @@ def check_memory(graph: Graph, scope: Scope, free_bytes: int | None = None, weig
 
 
 @contextmanager
-def projected(graph: Graph, scope: Scope, free_bytes: int | None = None, weighted_undirected: bool = False
-              ) -> Iterator[Projection]:
+def projected(graph: Graph, scope: Scope, free_bytes: int | None = None, weighted_undirected: bool = False,
+              native: bool = True) -> Iterator[Projection]:
     """Project the scope's AFFECTS edges into a GDS graph named after the scope; drop it on exit, whatever happens.
 
     ``free_bytes`` overrides the server's free heap in the memory checks of the projection and of the algorithms
     run on it (tests, or a budget lower than the heap). ``weighted_undirected`` projects the edges undirected with
-    ``weight`` = |d| (community detection).
+    ``weight`` = |d| (community detection; always the Cypher projection, which computes |d|). ``native=False`` makes
+    the Cypher projection even where the native one is exact (to compare the two).
     """
     memory = check_memory(graph, scope, free_bytes, weighted_undirected)
     name = scope.projection_name()
     try:
         with translate_errors(graph.settings):
-            gds_graph, result = graph.gds.graph.project.cypher(
-                queries.internal("project_scope").text, graph_name=name, weighted_undirected=weighted_undirected,
-                types_by_node_id=relationship_types_by_node_id(graph), **scope.parameters())
-        layers = tuple(sorted(int(relationship_type[1:]) for relationship_type in gds_graph.relationship_types()))
-        yield Projection(graph, scope, name, result.node_count, result.relationship_count, layers, gds_graph, memory,
-                         free_bytes)
+            made = ((native and not weighted_undirected and project_native(graph, scope, name))
+                    or project_cypher(graph, scope, name, weighted_undirected))
+        yield Projection(graph, scope, name, *made, memory, free_bytes)
     except BaseException:
         # The original error matters more than a failed clean-up (e.g. when the server went away).
         with suppress(Exception):
             drop(graph, name)
         raise
     drop(graph, name)
+
+
+def project_cypher(graph: Graph, scope: Scope, name: str, weighted_undirected: bool = False
+                   ) -> tuple[int, int, bool, GdsGraph]:
+    """Project the scope through the fenced Cypher statement ``project_scope``: node count, relationship count,
+    False (not native) and the client's handle."""
+    gds_graph, result = graph.gds.graph.project.cypher(
+        queries.internal("project_scope").text, graph_name=name, weighted_undirected=weighted_undirected,
+        layers_by_node_id=layers_by_node_id(graph), **scope.parameters())
+    return result.node_count, result.relationship_count, False, gds_graph
+
+
+def project_native(graph: Graph, scope: Scope, name: str) -> tuple[int, int, bool, GdsGraph] | None:
+    """Project the scope through GDS's native projection (as :func:`project_cypher` returns it), or return None,
+    leaving nothing behind, when that would not be exactly the scope's visible edges."""
+    expected = native_scope(graph, scope)
+    if expected is None:
+        return None
+    # With features that have no edge, the whole label is projected under a temporary name and filtered in memory.
+    whole = f"{name}.all" if expected.features_without_edges else name
+    try:
+        gds_graph, projected_whole = graph.gds.graph.project.native(
+            whole, {"Feature": {"properties": ["layer"]}}, "AFFECTS")
+        size = (projected_whole.node_count, projected_whole.relationship_count)
+        if expected.features_without_edges:
+            graph.gds.degree.mutate(gds_graph, mutate_property=_EDGES_PROPERTY, orientation="UNDIRECTED")
+            gds_graph, filtered = graph.gds.graph.filter(gds_graph, name, f"n.{_EDGES_PROPERTY} > 0.0", "*")
+            graph.gds.graph.node_properties.drop(gds_graph, [_EDGES_PROPERTY])
+            size = (filtered.node_count, filtered.relationship_count)
+    finally:
+        if whole != name:
+            drop(graph, whole)
+    if size[1] != expected.edges or native_scope(graph, scope) != expected:
+        drop(graph, name)  # a load or a delete changed the graph while it was read
+        return None
+    return *size, True, gds_graph
 
 
 def drop(graph: Graph, name: str) -> None:
