@@ -6,7 +6,9 @@ features, as in the study) and top genes written with parameterised UNWIND.
 
 Timed, in one process and one run:
   1. the full hub report through Neo4j + GDS: memory check, projection, degrees (out/in/per layer), PageRank,
-     betweenness (sampled), annotation join, unannotated hubs with top genes, write-back of every feature;
+     betweenness (sampled), annotation join, unannotated hubs with top genes, write-back of every feature; then
+     step by step on GDS's native projection and on the Cypher projection (the path every scope that is not the
+     whole graph takes), alternated ``--rounds`` times, with the ratio and whether both computed the same table;
   2. the same figures with an in-memory baseline on the same edges (numpy + scipy.sparse for degrees and PageRank,
      networkx for sampled betweenness, pandas for unannotated hubs), and whether both agree;
   3. p50/p95 latency of the `unannotated_hubs` library query over N calls, raw (graph.read) and through the
@@ -19,11 +21,16 @@ Run with your own instance, e.g.::
 
     ATLAS_HOME=/tmp/atlas-bench ATLAS_BOLT_PORT=7702 ATLAS_HTTP_PORT=7402 ATLAS_NEO4J_HEAP=2g \
     ATLAS_NEO4J_PAGECACHE=2g .venv/bin/python benchmarks/bench_analysis.py --scale 1
+
+or on a run already imported (``atlas ingest RUN_DIR --offline``) and annotated by an earlier invocation::
+
+    .venv/bin/python benchmarks/bench_analysis.py --run-dir RUN_DIR --skip-setup
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import queries  # noqa: E402
 from atlas.analysis import hubs as hub_analysis  # noqa: E402
+from atlas.analysis.degrees import degree_table  # noqa: E402
 from atlas.analysis.projection import projected  # noqa: E402
 from atlas.analysis.scope import resolve_scope  # noqa: E402
 from atlas.db.connection import Graph, connect  # noqa: E402
@@ -79,8 +87,8 @@ def ensure_loaded(graph: Graph, run_dir: Path, scale: float, seed: int) -> str:
     return report.run_id
 
 
-def annotate_sources(graph: Graph, edges: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Give source features an activation frequency tracking degree, annotations and top genes (idempotent)."""
+def source_annotations(edges: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Activation frequencies tracking degree, annotations and top genes of the source features (seeded)."""
     rng = np.random.default_rng(seed)
     degree = edges.groupby("source").size()
     features = pd.DataFrame({"uid": degree.index, "out_degree": degree.to_numpy()})
@@ -89,6 +97,11 @@ def annotate_sources(graph: Graph, edges: pd.DataFrame, seed: int) -> pd.DataFra
     features["annotated"] = rng.random(len(features)) < ANNOTATED_SHARE
     features["term"] = [f"GO:{rng.integers(0, 500):07d}" if flag else None for flag in features["annotated"]]
     features["genes"] = [[f"GENE{g}" for g in rng.choice(2000, TOP_GENES, replace=False)] for _ in range(len(features))]
+    return features
+
+
+def write_annotations(graph: Graph, features: pd.DataFrame) -> None:
+    """Write the source features' annotations and top genes (idempotent)."""
     rows = features[["uid", "activation_freq", "annotated", "term", "genes"]].to_dict(orient="records")
     statement = (
         "UNWIND $rows AS row MATCH (f:Feature {uid: row.uid}) "
@@ -104,7 +117,6 @@ def annotate_sources(graph: Graph, edges: pd.DataFrame, seed: int) -> pd.DataFra
     for start in range(0, len(rows), BATCH):
         graph.write(statement, rows=rows[start:start + BATCH])
     print(f"setup: annotations and top genes of {len(rows):,} source features in {time.perf_counter() - started:.1f} s")
-    return features
 
 
 def gds_hub_report(graph: Graph, run_id: str, rule: hub_analysis.HubRule) -> tuple[float, hub_analysis.HubReport]:
@@ -115,8 +127,10 @@ def gds_hub_report(graph: Graph, run_id: str, rule: hub_analysis.HubRule) -> tup
     return time.perf_counter() - started, report
 
 
-def gds_breakdown(graph: Graph, runs: list[str], rule: hub_analysis.HubRule) -> dict[str, float]:
-    """Seconds per step of the hub report over some runs (a second pass, for the breakdown)."""
+def gds_breakdown(graph: Graph, runs: list[str], rule: hub_analysis.HubRule, native: bool = True
+                  ) -> tuple[dict[str, float], pd.DataFrame]:
+    """Seconds per step of the hub report over some runs, on GDS's native projection where it is exact (else, and
+    with ``native=False``, the Cypher projection), and the hub table it computed."""
     scope = resolve_scope(graph, runs)
     times, mark = {}, time.perf_counter()
 
@@ -126,24 +140,53 @@ def gds_breakdown(graph: Graph, runs: list[str], rule: hub_analysis.HubRule) -> 
         times[name] = now - mark
         mark = now
 
-    with projected(graph, scope) as projection:
+    with projected(graph, scope, native=native) as projection:
         lap("memory check + projection")
-        from atlas.analysis.degrees import degree_table
-
-        degree_table(projection)
-        lap(f"degrees (out, in, {len(projection.layers)} layers)")
-        projection.stream("pagerank_stream", damping=0.85, iterations=20, tolerance=1e-7)
-        lap("pagerank")
-        projection.stream("betweenness_stream", config=hub_analysis.betweenness_config(projection))
-        lap("betweenness (sampled)")
-        table = hub_analysis.hub_table(projection, rule, betweenness=False)
-        lap("hub table again without betweenness (degrees + pagerank + annotation join)")
+        table = degree_table(projection)
+        lap("degrees (out, in, per layer)")
+        table = hub_analysis.with_centralities(projection, table)
+        lap("pagerank + betweenness")
+        table = hub_analysis.classified(graph, table, rule)
+        lap("annotation join + hub classes")
         hub_analysis.unannotated_from_table(table, projection, rule, genes=5)
         lap("unannotated hubs + top genes")
+        made = "native" if projection.native else "cypher"
     lap("drop projection")
     write_hubs(graph, scope.key, table)
     lap("write-back")
-    return times
+    return {"projection made": made, **times}, table
+
+
+def paths_side_by_side(graph: Graph, runs: list[str], rule: hub_analysis.HubRule, rounds: int) -> None:
+    """Print the hub report's steps on the native and on the Cypher projection, alternated ``rounds`` times (the
+    machine is shared: ranges, not single figures), and whether both computed the same hub table."""
+    seconds: dict[bool, list[dict[str, float]]] = {True: [], False: []}
+    tables = {}
+    for _ in range(rounds):
+        for native in (True, False):
+            times, tables[native] = gds_breakdown(graph, runs, rule, native)
+            made = times.pop("projection made")
+            seconds[native].append(times)
+    print(f"    projection made: {made} when asked for the Cypher one; {rounds} rounds, native then Cypher each "
+          f"(load average {os.getloadavg()[0]:.1f}); seconds min-max:")
+    for step in seconds[True][0]:
+        ranges = [[times[step] for times in seconds[native]] for native in (True, False)]
+        print(f"    step: {step:<40} native {min(ranges[0]):6.2f}-{max(ranges[0]):6.2f}   "
+              f"cypher {min(ranges[1]):6.2f}-{max(ranges[1]):6.2f}")
+    totals = {native: [sum(times.values()) for times in seconds[native]] for native in (True, False)}
+    ratios = [cypher / native for native, cypher in zip(totals[True], totals[False], strict=True)]
+    print(f"    hub report: native {min(totals[True]):.2f}-{max(totals[True]):.2f} s, cypher "
+          f"{min(totals[False]):.2f}-{max(totals[False]):.2f} s; cypher / native per round "
+          f"{min(ratios):.2f}-{max(ratios):.2f}x")
+    native_table, cypher_table = (tables[native].set_index("uid").sort_index() for native in (True, False))
+    exact = [column for column in native_table.columns if column not in ("pagerank", "betweenness", "label")]
+    same = bool(native_table.index.equals(cypher_table.index)
+                and native_table[exact].equals(cypher_table[exact]))
+    pagerank = float(np.max(np.abs(native_table["pagerank"] / cypher_table["pagerank"] - 1)))
+    betweenness = float(np.nanmax(np.abs(native_table["betweenness"] - cypher_table["betweenness"])))
+    print(f"    native vs cypher hub tables: features, degrees, per-layer degrees, annotations, hub classes and "
+          f"ranks identical {same}; PageRank max relative difference {pagerank:.1e}; betweenness max absolute "
+          f"difference {betweenness:.3g}")
 
 
 def baseline_hub_report(edges: pd.DataFrame, features: pd.DataFrame, rule: hub_analysis.HubRule,
@@ -224,15 +267,22 @@ def main() -> None:
     add_run_arguments(parser, ANALYSIS_RUN_DIR)
     parser.add_argument("--calls", type=int, default=100, help="query calls for the latency figures")
     parser.add_argument("--threshold", type=float, default=1000, help="hub rule: out-degree above this")
+    parser.add_argument("--rounds", type=int, default=3, help="native/Cypher alternations of the step breakdown")
+    parser.add_argument("--skip-setup", action="store_true",
+                        help="the run is loaded and annotated already (e.g. `atlas ingest RUN_DIR --offline` and an "
+                             "earlier run of this benchmark): skip the load check and the annotation writes")
     args = parser.parse_args()
     rule = hub_analysis.HubRule(threshold=args.threshold)
 
     with connect() as graph:
         version, _, gds_version = graph.server_versions()
         print(f"Neo4j {version}, GDS {gds_version}, scale {args.scale}")
-        run_id = ensure_loaded(graph, args.run_dir, args.scale, args.seed)
+        run_id = (read_manifest(args.run_dir).run_id if args.skip_setup
+                  else ensure_loaded(graph, args.run_dir, args.scale, args.seed))
         edges = load_edges(args.run_dir)
-        features = annotate_sources(graph, edges, args.seed)
+        features = source_annotations(edges, args.seed)
+        if not args.skip_setup:
+            write_annotations(graph, features)
         print(f"run {run_id}: {len(edges):,} edges, {edges['source'].nunique():,} source features")
 
         seconds, report = gds_hub_report(graph, run_id, rule)
@@ -241,8 +291,8 @@ def main() -> None:
               f"write-back): {seconds:.2f} s")
         print(f"    hubs {summary['hubs']} ({summary['rule']}), unannotated {len(report.unannotated_hubs.table)}, "
               f"betweenness {summary['betweenness']}, written {summary['written']:,} features")
-        for step, value in gds_breakdown(graph, [run_id], rule).items():
-            print(f"    step: {step:<75} {value:7.2f} s")
+        print("\n[1b] the hub report step by step, on GDS's native projection and on the Cypher projection:")
+        paths_side_by_side(graph, [run_id], rule, args.rounds)
 
         base_times, base = baseline_hub_report(edges, features, rule, hub_analysis.BETWEENNESS_SAMPLES)
         base_total = sum(base_times.values())

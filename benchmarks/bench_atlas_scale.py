@@ -104,7 +104,8 @@ class Figures(dict):
               f"{mib(self[f'store {when}'])}, tx logs {mib(self[f'tx logs {when}'])}", flush=True)
 
 
-def measure(label: str, offline_dirs: list[Path], online_dir: Path | None, delete_run_id: str) -> Figures:
+def measure(label: str, offline_dirs: list[Path], online_dir: Path | None, delete_run_id: str, rounds: int = 2
+            ) -> Figures:
     """Load, analyse and delete one atlas in the throwaway server; every figure of the comparison."""
     import numpy as np
 
@@ -114,7 +115,7 @@ def measure(label: str, offline_dirs: list[Path], online_dir: Path | None, delet
     from atlas.db import server
     from atlas.db.connection import connect
     from atlas.errors import AtlasError
-    from benchmarks.bench_analysis import gds_breakdown
+    from benchmarks.bench_analysis import paths_side_by_side
     from loaders.offline import bulk_import
     from loaders.online import delete_run, ingest_run
     from loaders.runs import validate_run
@@ -143,8 +144,8 @@ def measure(label: str, offline_dirs: list[Path], online_dir: Path | None, delet
         runs = [run.run_id for run in offline_runs] + ([online_run.run_id] if online_run else [])
         scope = resolve_scope(graph, runs)
         report = figures.timed("hub report", lambda: hubs.hub_report(graph, scope))
-        for step, seconds in gds_breakdown(graph, runs, hubs.DEFAULT_RULE).items():
-            print(f"      step: {step:<75} {seconds:7.2f} s")
+        print("    the hub report step by step, on GDS's native projection and on the Cypher projection:")
+        paths_side_by_side(graph, runs, hubs.DEFAULT_RULE, rounds)
         try:
             figures.timed("modules", lambda: modules.modules(graph, scope))
         except AtlasError as error:  # e.g. refused for want of heap: the figures after it still count
@@ -177,6 +178,8 @@ def main() -> None:
                         help="fraction of the 1,393,850-edge reference run measured alongside (default 1)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the runs and the instance go (temp)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="native/Cypher alternations of the hub report's step breakdown (default 2)")
     parser.add_argument("--neo4j-tx-logs", action="store_true",
                         help="Neo4j's own transaction-log and checkpoint settings instead of the managed server's "
                              "bounded ones (ATLAS_NEO4J_TX_LOGS=neo4j), to compare the log size")
@@ -204,8 +207,9 @@ def main() -> None:
     print(f"throwaway Neo4j at {config.bolt_uri}: heap {config.heap}, page cache {config.pagecache}, transaction "
           f"logs {config.tx_logs}, {os.cpu_count()} CPUs")
     try:
-        base = measure("reference run", [reference], None, "reference-L05")
-        atlas = measure("whole-model atlas", atlas_dirs[:-1], atlas_dirs[-1], f"atlas-L{REFERENCE_SOURCE_LAYER:02d}")
+        base = measure("reference run", [reference], None, "reference-L05", args.rounds)
+        atlas = measure("whole-model atlas", atlas_dirs[:-1], atlas_dirs[-1], f"atlas-L{REFERENCE_SOURCE_LAYER:02d}",
+                        args.rounds)
     finally:
         server.stop(config)
         if not args.keep:

@@ -36,7 +36,7 @@ import queries
 from atlas.analysis import browse
 from atlas.db import server
 from atlas.db.connection import Graph, connect
-from benchmarks.bench_analysis import annotate_sources, load_edges
+from benchmarks.bench_analysis import load_edges, source_annotations, write_annotations
 from benchmarks.synthetic import add_run_arguments, ensure_synthetic_run
 from benchmarks.throwaway import free_port, use_throwaway_instance
 from loaders.offline import bulk_import
@@ -158,7 +158,7 @@ def benchmark(args: argparse.Namespace, run_dir: Path) -> None:
         run_id = ensure_imported(graph, run_dir, args.scale, args.seed)
     with connect() as graph:
         edges = load_edges(run_dir)
-        annotate_sources(graph, edges, args.seed)
+        write_annotations(graph, source_annotations(edges, args.seed))
         started = time.perf_counter()
         features = pick_features(graph, run_id)
         print(f"run {run_id}: {len(edges):,} edges; degrees of the run counted (cold, once per visible-shard set) "

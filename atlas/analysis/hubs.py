@@ -83,7 +83,7 @@ def betweenness_config(projection: Projection) -> dict[str, int]:
 
 def feature_annotations(graph: Graph, uids: list[str]) -> pd.DataFrame:
     """uid, label, annotated, terms (enrichment count) and activation_freq of some features."""
-    rows = graph.read(queries.internal("feature_annotations").text, uids=uids)[0]["rows"]
+    rows = graph.read_values(queries.internal("feature_annotations").text, uids=uids)[0]["rows"]
     return pd.DataFrame(rows, columns=["uid", "label", "annotated", "terms", "activation_freq"])
 
 
@@ -95,6 +95,28 @@ def annotate(graph: Graph, table: pd.DataFrame) -> pd.DataFrame:
     return merged
 
 
+def with_centralities(projection: Projection, table: pd.DataFrame, betweenness: bool = True, damping: float = 0.85,
+                      iterations: int = 20, tolerance: float = 1e-7) -> pd.DataFrame:
+    """A degree table (:func:`degree_table`) with PageRank and betweenness (NaN when skipped) added."""
+    node_ids = pd.Index(table["node_id"])
+    table["pagerank"] = node_values(projection, "pagerank_stream", "pagerank", node_ids, damping=damping,
+                                    iterations=iterations, tolerance=tolerance)
+    table["betweenness"] = np.nan
+    if betweenness:
+        table["betweenness"] = node_values(projection, "betweenness_stream", "betweenness", node_ids,
+                                           config=betweenness_config(projection))
+    return table
+
+
+def classified(graph: Graph, table: pd.DataFrame, rule: HubRule) -> pd.DataFrame:
+    """A table of centralities with annotations, hub class and rank by the rule (the node id dropped)."""
+    table = annotate(graph, table.drop(columns="node_id"))
+    table["hub"] = rule.classify(table)
+    table = table.sort_values([rule.by, "degree", "uid"], ascending=[False, False, True], ignore_index=True)
+    table["hub_rank"] = np.arange(1, len(table) + 1)
+    return table
+
+
 def hub_table(projection: Projection, rule: HubRule, betweenness: bool = True, damping: float = 0.85,
               iterations: int = 20, tolerance: float = 1e-7) -> pd.DataFrame:
     """Every projected feature with degrees, PageRank, betweenness (NaN when skipped), hub class and rank."""
@@ -104,23 +126,13 @@ def hub_table(projection: Projection, rule: HubRule, betweenness: bool = True, d
     gds = projection.graph.gds
     projection.check_algorithm("PageRank", gds.page_rank.estimate, damping_factor=damping, max_iterations=iterations,
                                tolerance=tolerance)
-    sampling = betweenness_config(projection)
     if betweenness:
+        sampling = betweenness_config(projection)
         projection.check_algorithm("betweenness", gds.betweenness_centrality.estimate,
                                    sampling_size=sampling.get("samplingSize"),
                                    sampling_seed=sampling.get("samplingSeed"))
-    table = degree_table(projection)
-    node_ids = pd.Index(table["node_id"])
-    table["pagerank"] = node_values(projection, "pagerank_stream", "pagerank", node_ids, damping=damping,
-                                    iterations=iterations, tolerance=tolerance)
-    table["betweenness"] = np.nan
-    if betweenness:
-        table["betweenness"] = node_values(projection, "betweenness_stream", "betweenness", node_ids, config=sampling)
-    table = annotate(projection.graph, table.drop(columns="node_id"))
-    table["hub"] = rule.classify(table)
-    table = table.sort_values([rule.by, "degree", "uid"], ascending=[False, False, True], ignore_index=True)
-    table["hub_rank"] = np.arange(1, len(table) + 1)
-    return table
+    table = with_centralities(projection, degree_table(projection), betweenness, damping, iterations, tolerance)
+    return classified(projection.graph, table, rule)
 
 
 def hubs_from_table(table: pd.DataFrame, projection: Projection, rule: HubRule, top: int) -> AnalysisResult:
