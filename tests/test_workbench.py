@@ -126,6 +126,7 @@ def test_project_is_dropped_on_error(toy, graph, workbench):
 def test_gds_pagerank_equals_power_iteration_on_chained_runs(chain, graph):
     output = atlas_json("gds", "pageRank", "--run", "chain-a", "--run", "chain-b", "-c", "maxIterations=20")
     rows = output["tables"]["stream"]
+    assert output["summary"]["projected_by"] == "native"  # the two runs hold every stored edge
     expected = gds_pagerank(chain_network(chain))
     assert len(rows) == len(expected)
     for row in rows:

@@ -173,6 +173,7 @@ def run_algorithm(graph: Graph, scope: Scope, name: str, configuration: dict[str
         with translate_errors(graph.settings):
             output = method(projection.gds_graph, **arguments)
         summary: dict[str, Any] = {"algorithm": algorithm, "mode": mode, "projection": projection.name,
+                                   "projected_by": "native" if projection.native else "cypher",
                                    "features": projection.node_count, "edges": projection.relationship_count,
                                    "estimated_bytes": required}
         if mode == "stream":
