@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import queries  # noqa: E402
 from atlas.analysis.algorithms import run_algorithm  # noqa: E402
 from atlas.analysis.modules import modules  # noqa: E402
-from atlas.analysis.projection import drop, projected, relationship_types_by_node_id  # noqa: E402
+from atlas.analysis.projection import drop, layers_by_node_id, projected  # noqa: E402
 from atlas.analysis.scope import resolve_scope  # noqa: E402
 from atlas.db.connection import connect  # noqa: E402
 from benchmarks.bench_analysis import ANALYSIS_RUN_DIR, ensure_loaded, load_edges  # noqa: E402
@@ -81,9 +81,9 @@ def igraph_leiden(source: np.ndarray, target: np.ndarray, weight: np.ndarray) ->
 def projection_seconds(graph, scope, send) -> float:
     """Seconds of the fenced projection statement sent by ``send`` (the client's or the driver's), then dropped."""
     name = scope.projection_name()
-    types = relationship_types_by_node_id(graph)
+    layers = layers_by_node_id(graph)
     elapsed, _ = seconds(lambda: send(queries.internal("project_scope").text, graph_name=name,
-                                      weighted_undirected=False, types_by_node_id=types, **scope.parameters()))
+                                      weighted_undirected=False, layers_by_node_id=layers, **scope.parameters()))
     drop(graph, name)
     return elapsed
 
