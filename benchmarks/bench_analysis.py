@@ -294,7 +294,7 @@ def main() -> None:
         print("\n[1b] the hub report step by step, on GDS's native projection and on the Cypher projection:")
         paths_side_by_side(graph, [run_id], rule, args.rounds)
 
-        base_times, base = baseline_hub_report(edges, features, rule, hub_analysis.BETWEENNESS_SAMPLES)
+        base_times, base = baseline_hub_report(edges, features, rule, hub_analysis.betweenness_samples(len(edges)))
         base_total = sum(base_times.values())
         print(f"\n[2] in-memory baseline on the same edges: {base_total:.2f} s (no persistence, no write-back)")
         for step, value in base_times.items():

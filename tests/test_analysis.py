@@ -186,3 +186,13 @@ def test_memory_check_trusts_the_edge_count_the_loaders_recorded(toy, graph):
     with projected(graph, resolve_scope(graph, ["toy"], [6])) as projection:
         assert projection.relationship_count == (toy.edges["target_layer"] == 6).sum()
     assert projection_names(graph) == []
+
+
+def test_sampled_betweenness_keeps_its_cost_within_the_reference_runs_budget():
+    reference = 1_393_850
+    assert hub_analysis.betweenness_samples(reference) == hub_analysis.BETWEENNESS_SAMPLES
+    assert hub_analysis.betweenness_samples(10_000) == hub_analysis.BETWEENNESS_SAMPLES
+    five_million = hub_analysis.betweenness_samples(5_000_000)
+    assert hub_analysis.BETWEENNESS_MIN_SAMPLES < five_million < hub_analysis.BETWEENNESS_SAMPLES
+    assert five_million * 5_000_000 <= hub_analysis.BETWEENNESS_BUDGET
+    assert hub_analysis.betweenness_samples(50_000_000) == hub_analysis.BETWEENNESS_MIN_SAMPLES

@@ -27,6 +27,11 @@ MEASURES = ("out_degree", "in_degree", "degree", "pagerank", "betweenness")
 BETWEENNESS_EXACT_UP_TO = 5000
 BETWEENNESS_SAMPLES = 256
 BETWEENNESS_SEED = 42
+# Sampled betweenness walks the whole projection once per sampled source, so its cost is samples x edges. The budget
+# is what 256 sources cost on the reference run (1,393,850 edges): larger scopes get fewer sources, never fewer than
+# BETWEENNESS_MIN_SAMPLES (at 5M edges 256 sources took 8-58 s here; benchmarks/README.md).
+BETWEENNESS_BUDGET = BETWEENNESS_SAMPLES * 1_393_850
+BETWEENNESS_MIN_SAMPLES = 16
 
 
 @dataclass(frozen=True)
@@ -74,11 +79,17 @@ class HubRule:
 DEFAULT_RULE = HubRule()
 
 
+def betweenness_samples(relationship_count: int) -> int:
+    """How many sources sampled betweenness starts from on a projection of this many edges: as many as the budget
+    of edge visits allows, between BETWEENNESS_MIN_SAMPLES and BETWEENNESS_SAMPLES."""
+    return max(BETWEENNESS_MIN_SAMPLES, min(BETWEENNESS_SAMPLES, BETWEENNESS_BUDGET // max(relationship_count, 1)))
+
+
 def betweenness_config(projection: Projection) -> dict[str, int]:
     """Exact betweenness for small projections, a seeded sample of source nodes for large ones."""
     if projection.node_count <= BETWEENNESS_EXACT_UP_TO:
         return {}
-    return {"samplingSize": BETWEENNESS_SAMPLES, "samplingSeed": BETWEENNESS_SEED}
+    return {"samplingSize": betweenness_samples(projection.relationship_count), "samplingSeed": BETWEENNESS_SEED}
 
 
 def feature_annotations(graph: Graph, uids: list[str]) -> pd.DataFrame:
