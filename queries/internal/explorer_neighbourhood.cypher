@@ -24,9 +24,11 @@ CALL (center, first, floor) {
        max(link.strength) AS reach
   MATCH (neighbour)-[edge:AFFECTS]-(other)
   WHERE abs(edge.d) >= floor AND other <> center AND edge.shard IN $visible
-  // An edge joining two neighbours is reached through both: the stronger link counts.
-  WITH edge, max(reach) AS reach
   WITH edge, CASE WHEN abs(edge.d) < reach THEN abs(edge.d) ELSE reach END AS strength
+  // An edge joining two neighbours comes once from each, and its stronger path counts. Each edge has at most two
+  // rows, so the 2N strongest rows hold the strongest row of each of the N strongest edges: only they are grouped.
+  ORDER BY strength DESC, elementId(edge) LIMIT 2 * $limit
+  WITH edge, max(strength) AS strength
   ORDER BY strength DESC, elementId(edge) LIMIT $limit
   RETURN collect({edge: edge, strength: strength, hop: 2}) AS second
 }
