@@ -224,13 +224,15 @@ def compare_statements(graph: Graph, features: dict[str, str], revision: str, ca
           f"{calls} interleaved calls each:")
     for feature, uid in features.items():
         times: dict[str, list[float]] = {label: [] for label in statements}
+        kept: dict[str, int] = {}
         for _ in range(calls + 1):  # the first round warms up
             for label, text in statements.items():
                 started = time.perf_counter()
-                graph.read(text, uid=uid, visible=visible, hops=HOPS, limit=NEIGHBOURHOOD)
+                kept[label] = len(graph.read(text, uid=uid, visible=visible, hops=HOPS, limit=NEIGHBOURHOOD))
                 times[label].append((time.perf_counter() - started) * 1000)
         line = "   ".join(f"{label} p50 {np.percentile(values[1:], 50):6.1f} ms p95 "
-                           f"{np.percentile(values[1:], 95):6.1f} ms" for label, values in times.items())
+                           f"{np.percentile(values[1:], 95):6.1f} ms, {kept[label]} edges kept"
+                           for label, values in times.items())
         ratio = np.percentile(times[revision][1:], 50) / np.percentile(times["current"][1:], 50)
         print(f"    {feature:<16} {line}   ({revision}/current p50 {ratio:.2f}x)")
 

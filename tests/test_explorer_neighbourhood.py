@@ -1,17 +1,17 @@
 """The neighbourhood graph against a brute force over every edge (real Neo4j + GDS).
 
-The statement prunes on the server with shortcuts (a floor from the N-th strongest first-hop edge, top-N cuts per
-hop); the brute force below reads every AFFECTS edge and applies the definition literally. The graph is built so
-that a wrong shortcut shows: |d| takes few distinct values (ties at every cut, the floor included, broken by
-element ids in no uid order), one neighbour
-has more strong edges than N, features outside the first hop have the strongest edges of all, an edge joins two
-first-hop neighbours, two runs meet in the middle layer and a shard outside the fence holds the strongest edges.
-"""
+The statement prunes on the server with shortcuts (only the N strongest first-hop edges as links, a floor from the
+N-th of them, a top-N cut per hop); the brute force below ranks every AFFECTS edge by the definition literally. The
+graph is built so that a wrong shortcut shows: |d| takes few distinct values (ties at every cut, the floor included,
+across hops too, broken by element ids in no uid order), one neighbour has more strong edges than N, features outside
+the first hop have the strongest edges of all (their paths are capped by the weaker link), an edge joins two
+first-hop neighbours, two runs meet in the middle layer and a shard outside the fence holds the strongest edges."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
@@ -63,37 +63,44 @@ def atlas(graph):
                       "e.shard AS shard, s.uid AS source, t.uid AS target, e.d AS d, e.sign AS sign")
 
 
+def in_view(edges: list[dict[str, Any]], run: str | None) -> list[dict[str, Any]]:
+    """The edges of visible shards of the runs in view."""
+    visible = {shard_key(name, "visible") for name in RUNS if run is None or name == run}
+    return [edge for edge in edges if edge["shard"] in visible]
+
+
+def ranked_paths(edges: list[dict[str, Any]], center: str, run: str | None, hops: int
+                 ) -> list[tuple[float, int, dict[str, Any]]]:
+    """Every edge of the neighbourhood as (strength, hop, edge), strongest first: the definition, literally. Hop 1:
+    every edge of the centre, as strong as its |d|; hop 2: every other edge of a feature those reach, as strong as
+    the weaker of its |d| and the strongest hop-1 |d| reaching it. Ties: hop 1 first, then element id."""
+    edges = in_view(edges, run)
+    first = [edge for edge in edges if center in (edge["source"], edge["target"])]
+    reach: dict[str, float] = {}
+    for edge in first:
+        neighbour = edge["target"] if edge["source"] == center else edge["source"]
+        reach[neighbour] = max(reach.get(neighbour, 0.0), abs(edge["d"]))
+    paths = [(abs(edge["d"]), 1, edge) for edge in first]
+    if hops == 2:
+        paths += [(min(abs(edge["d"]), max(reach.get(edge["source"], 0.0), reach.get(edge["target"], 0.0))), 2, edge)
+                  for edge in edges if center not in (edge["source"], edge["target"])
+                  and {edge["source"], edge["target"]} & reach.keys()]
+    return sorted(paths, key=lambda path: (-path[0], path[1], path[2]["id"]))
+
+
 def brute_force(edges: list[dict[str, Any]], center: str, run: str | None, hops: int, limit: int
                 ) -> list[tuple[Any, ...]]:
-    """The definition, literally: the centre's ``limit`` strongest edges (hop 1) and every edge of the neighbours
-    they reach (hop 2); of both the ``limit`` strongest, less the hop-2 edges no kept hop-1 edge reaches.
-    Strength: |d| descending, ties by element id; only edges of visible shards of the runs in view."""
-    visible = {shard_key(name, "visible") for name in RUNS if run is None or name == run}
-    edges = [edge for edge in edges if edge["shard"] in visible]
-
-    def ranked(chosen: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return sorted(chosen, key=lambda edge: (-abs(edge["d"]), edge["id"]))
-
-    def other_end(edge: dict[str, Any]) -> str:
-        return edge["target"] if edge["source"] == center else edge["source"]
-
-    first = ranked([edge for edge in edges if center in (edge["source"], edge["target"])])[:limit]
-    neighbours = {other_end(edge) for edge in first}
-    second = [] if hops == 1 else [edge for edge in edges if center not in (edge["source"], edge["target"])
-                                   and {edge["source"], edge["target"]} & neighbours]
-    hop = {edge["id"]: 1 for edge in first} | {edge["id"]: 2 for edge in second}
-    kept = ranked(first + second)[:limit]
-    reached = {other_end(edge) for edge in kept if hop[edge["id"]] == 1}
-    return sorted((hop[edge["id"]], edge["run"], edge["source"], edge["target"], edge["d"], edge["sign"])
-                  for edge in kept if hop[edge["id"]] == 1 or {edge["source"], edge["target"]} & reached)
+    """The ``limit`` strongest paths of :func:`ranked_paths` as the statement returns them."""
+    return sorted((hop, edge["run"], edge["source"], edge["target"], edge["d"], edge["sign"], strength)
+                  for strength, hop, edge in ranked_paths(edges, center, run, hops)[:limit])
 
 
 def served(graph, center: str, run: str | None, hops: int, limit: int) -> list[tuple[Any, ...]]:
     found = browse.neighbourhood(graph, center, run, hops, limit)
-    assert [abs(edge["d"]) for edge in found["edges"]] == sorted((abs(edge["d"]) for edge in found["edges"]),
-                                                                 reverse=True)
-    return sorted((edge["hop"], edge["run"], edge["source"], edge["target"], edge["d"], edge["sign"])
-                  for edge in found["edges"])
+    strengths = [edge["strength"] for edge in found["edges"]]
+    assert strengths == sorted(strengths, reverse=True)
+    return sorted((edge["hop"], edge["run"], edge["source"], edge["target"], edge["d"], edge["sign"],
+                   edge["strength"]) for edge in found["edges"])
 
 
 @pytest.mark.parametrize("layer", LAYERS)
@@ -123,3 +130,21 @@ def test_the_test_graph_has_the_cases_that_tell_shortcuts_apart(graph, atlas):
     assert max(abs(edge["d"]) for edge in atlas) > max(abs(edge["d"]) for edge in every)  # a hidden shard
     two_hops = brute_force(atlas, center, None, 2, 40)
     assert {edge[0] for edge in two_hops} == {1, 2} and {edge[1] for edge in two_hops} == set(RUNS)
+    paths = ranked_paths(atlas, center, None, 2)
+    assert any(hop == 2 and strength < abs(edge["d"]) for strength, hop, edge in paths[:40])  # a capped path
+    assert any(paths[cut - 1][0] == paths[cut][0] and paths[cut - 1][1] != paths[cut][1]  # a tie across hops at a cut
+               for cut in (1, 3, 7, 40))
+
+
+@pytest.mark.parametrize("run", (None, *RUNS))
+def test_the_neighbourhood_is_connected_and_as_large_as_the_limit_allows(graph, atlas, run):
+    for layer in LAYERS:
+        for index in range(WIDTH):
+            center = uid(layer, index)
+            available = len(ranked_paths(atlas, center, run, 2))
+            for limit in (1, 7, 40):
+                edges = browse.neighbourhood(graph, center, run, 2, limit)["edges"]
+                assert len(edges) == min(limit, available), (center, limit)
+                view = nx.Graph([(edge["source"], edge["target"]) for edge in edges])
+                view.add_node(center)
+                assert nx.is_connected(view), (center, limit)

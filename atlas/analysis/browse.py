@@ -242,11 +242,12 @@ def feature_edges(graph: Graph, uid: str, edge_filter: EdgeFilter = EdgeFilter()
 
 def neighbourhood(graph: Graph, uid: str, run: str | None = None, hops: int = 2,
                   limit: int = DEFAULT_NEIGHBOURHOOD) -> dict[str, Any]:
-    """The k-hop neighbourhood (k <= 2, both directions) of a feature pruned to its strongest ``limit`` edges by |d|.
+    """The k-hop neighbourhood (k <= 2, both directions) of a feature pruned to its ``limit`` strongest edges.
 
-    The first hop is the feature's strongest ``limit`` edges; the second, the edges of the neighbours they reach. Of
-    both, the strongest ``limit`` edges stay, less any second-hop edge whose first-hop link did not (so the graph
-    stays connected to the feature); ties in |d| go by the edges' element ids.
+    A first-hop edge (at the feature) is as strong as its |d|; a second-hop edge (of a neighbour) as the weaker of
+    its |d| and the |d| of the strongest first-hop edge reaching it, so a path is as strong as its weakest link. The
+    ``limit`` strongest stay (ties: first hop first, then by element id): the graph is connected to the feature by
+    construction and holds ``limit`` edges whenever the neighbourhood has that many.
     """
     _check_range("hops", hops, 1, MAX_HOPS)
     _check_range("limit", limit, 1, MAX_NEIGHBOURHOOD)

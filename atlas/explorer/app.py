@@ -183,7 +183,11 @@ def create_app(settings: ConnectionSettings | None = None, reports: Path | None 
                           hops: Annotated[int, Query(ge=1, le=browse.MAX_HOPS)] = 2,
                           limit: Annotated[int, Query(ge=1, le=browse.MAX_NEIGHBOURHOOD)]
                           = browse.DEFAULT_NEIGHBOURHOOD) -> Any:
-        """The k-hop neighbourhood of a feature (both directions), pruned to the strongest `limit` edges by |d|."""
+        """The k-hop neighbourhood of a feature (both directions), pruned to its `limit` strongest edges.
+
+        A hop-1 edge is as strong as its |d|; a hop-2 edge as the weaker of its |d| and the |d| of the strongest hop-1
+        edge reaching it (ties: hop 1 first, then by element id). The graph is connected to the feature and holds
+        `limit` edges whenever the neighbourhood has that many."""
         return browse.neighbourhood(graph(), uid, run, hops, limit)
 
     @app.get("/api/features/{uid:path}", response_model=models.FeatureDocument, responses=ERRORS, tags=["features"])

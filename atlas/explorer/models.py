@@ -180,12 +180,14 @@ class NodeOut(BaseModel):
 
 
 class NeighbourhoodEdge(BaseModel):
-    hop: int
+    hop: int = Field(description="1: an edge of the feature; 2: an edge of a neighbour")
     run: str
     source: str
     target: str
     d: float | None = None
     sign: str | None = None
+    strength: float | None = Field(None, description="what the edge was ranked by: |d| on hop 1; on hop 2 the weaker "
+                                                     "of |d| and the |d| of the strongest hop-1 edge reaching it")
 
 
 class Neighbourhood(BaseModel):
