@@ -122,7 +122,7 @@ def free_heap_bytes(graph: Graph) -> int:
 
 def layers_by_node_id(graph: Graph) -> list[int | None]:
     """The layer of each feature, indexed by the feature's internal node id (None where a node id is no feature)."""
-    columns = graph.read(queries.internal("feature_layers").text)[0]
+    columns = graph.read_values(queries.internal("feature_layers").text)[0]
     layers: list[int | None] = [None] * (max(columns["node_id"], default=-1) + 1)
     for node_id, layer in zip(columns["node_id"], columns["layer"], strict=True):
         layers[node_id] = layer

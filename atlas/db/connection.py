@@ -112,21 +112,21 @@ class Graph:
 
     def read(self, query: str, **parameters: Any) -> list[dict[str, Any]]:
         """Run a parameterised read query (routed to a reader on a cluster) and return its rows as dicts."""
-        with translate_errors(self.settings):
-            records, _, _ = self.driver.execute_query(
-                query, parameters, database_=self.database, routing_=RoutingControl.READ
-            )
-        return [record.data() for record in records]
+        return [record.data() for record in self._read_records(query, parameters)]
 
     def read_values(self, query: str, **parameters: Any) -> list[dict[str, Any]]:
         """:meth:`read` for statements that return plain values only (numbers, strings, lists, maps: no nodes or
         relationships), as they arrive: the driver's ``data()`` converts every value again, one by one, which costs
         a few tenths of a second per statement on a projection's parallel lists (benchmarks/README.md)."""
+        return [dict(record) for record in self._read_records(query, parameters)]
+
+    def _read_records(self, query: str, parameters: dict[str, Any]) -> list[Any]:
+        """The driver's records of one read query, routed to a reader on a cluster."""
         with translate_errors(self.settings):
             records, _, _ = self.driver.execute_query(
                 query, parameters, database_=self.database, routing_=RoutingControl.READ
             )
-        return [dict(record) for record in records]
+        return records
 
     def write(self, query: str, **parameters: Any) -> dict[str, int]:
         """Run a parameterised write query in one retried transaction; return its update counters."""
